@@ -1,0 +1,321 @@
+#include "awfshim/settings.h"
+
+#include <algorithm>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+
+namespace awfshim {
+namespace {
+
+constexpr absl::string_view kOwnVariables[] = {
+    "AWF_SHIM",       "AWF_SHIM_PROXY", "AWF_SHIM_ROUTE", "AWF_SHIM_BYPASS",     "AWF_SHIM_DNS",   "AWF_SHIM_TRACE",
+    "AWF_SHIM_TAP",   "AWF_SHIM_ONLY",  "AWF_SHIM_CORE",  "AWF_SHIM_CONFIG",     "AWF_SHIM_TIMEOUT_MS"};
+constexpr absl::string_view kProxyVariables[] = {"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"};
+constexpr absl::string_view kTenantVariables[] = {"COPILOT_GH_HOST", "GH_HOST", "GITHUB_SERVER_URL"};
+constexpr absl::string_view kNoProxyVariables[] = {"NO_PROXY", "no_proxy"};
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  c = absl::ascii_tolower(static_cast<unsigned char>(c));
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+absl::StatusOr<std::string> PercentDecode(absl::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); i++) {
+    if (s[i] != '%') {
+      out.push_back(s[i]);
+      continue;
+    }
+    if (i + 2 >= s.size()) return absl::InvalidArgumentError("truncated %-escape");
+    int hi = HexValue(s[i + 1]), lo = HexValue(s[i + 2]);
+    if (hi < 0 || lo < 0) return absl::InvalidArgumentError("bad %-escape");
+    out.push_back(static_cast<char>(hi * 16 + lo));
+    i += 2;
+  }
+  return out;
+}
+
+// A value and where it came from, whichever of env and file gave it.
+struct Raw {
+  std::vector<LocatedValue> items;  // env: one item whose `where` is the variable name
+  bool from_env = false;
+  bool present() const { return !items.empty(); }
+};
+
+class Builder {
+ public:
+  Builder(const Environment& env, const FileReader& read_file) : env_(env), read_file_(read_file) {}
+
+  Settings Build() {
+    CheckUnknownVariables();
+    LoadFile();
+    BuildProxy();
+    BuildRoutes();
+    BuildBypass();
+    BuildScalars();
+    for (const ConfigError& e : file_.errors) s_.errors.push_back(e);
+    return std::move(s_);
+  }
+
+ private:
+  const std::string* Env(absl::string_view name) const {
+    auto it = env_.find(name);
+    return it == env_.end() ? nullptr : &it->second;
+  }
+
+  // Env wins over the file; an empty variable counts as unset.
+  Raw Get(absl::string_view variable, absl::string_view key) const {
+    Raw raw;
+    if (const std::string* v = Env(variable); v && !v->empty()) {
+      raw.items.push_back({*v, std::string(variable)});
+      raw.from_env = true;
+    } else if (auto it = file_.values.find(key); it != file_.values.end()) {
+      raw.items = it->second;
+    }
+    return raw;
+  }
+
+  void Error(std::string where, std::string message) { s_.errors.push_back({std::move(where), std::move(message)}); }
+
+  void CheckUnknownVariables() {
+    for (const auto& [name, value] : env_) {
+      if (!absl::StartsWith(name, "AWF_SHIM_") && name != "AWF_SHIM") continue;
+      if (!IsSettingsVariable(name)) Error(name, "unknown variable; check its spelling");
+    }
+  }
+
+  void LoadFile() {
+    const std::string* path = Env("AWF_SHIM_CONFIG");
+    if (!path || path->empty()) return;
+    s_.config_path = *path;
+    absl::StatusOr<std::string> content = read_file_(*path);
+    if (!content.ok()) {
+      Error(absl::StrCat("AWF_SHIM_CONFIG (", *path, ")"), std::string(content.status().message()));
+      return;
+    }
+    file_ = ParseConfigFile(*path, *content);
+  }
+
+  void BuildProxy() {
+    Raw raw = Get("AWF_SHIM_PROXY", "proxy");
+    if (!raw.present()) {
+      for (absl::string_view var : kProxyVariables) {
+        if (const std::string* v = Env(var); v && !v->empty()) {
+          raw.items.push_back({*v, std::string(var)});
+          break;
+        }
+      }
+    }
+    if (!raw.present()) {
+      Error("AWF_SHIM_PROXY", "no proxy configured (AWF_SHIM_PROXY, HTTPS_PROXY and HTTP_PROXY are all unset)");
+      return;
+    }
+    const LocatedValue& v = raw.items.front();
+    s_.proxy_source = v.where;
+    absl::StatusOr<ProxyUrl> url = ProxyUrl::Parse(v.text);
+    if (!url.ok()) {
+      Error(v.where, absl::StrCat(url.status().message(), "; expected http://[user:pass@]host:port"));
+      return;
+    }
+    s_.proxy = *std::move(url);
+  }
+
+  void AddList(const LocatedValue& v, bool bypass, bool cidrs) {
+    for (const ListError& e : s_.rules.AddList(v.text, bypass, cidrs)) {
+      // A file item's location already points at it; a variable's gets the column.
+      std::string where = absl::StrContains(v.where, ":") ? v.where : absl::StrCat(v.where, ", column ", e.column);
+      Error(std::move(where), e.message);
+    }
+  }
+
+  void BuildRoutes() {
+    Raw raw = Get("AWF_SHIM_ROUTE", "route");
+    if (raw.present()) {
+      for (const LocatedValue& v : raw.items) AddList(v, /*bypass=*/false, /*cidrs=*/false);
+      return;
+    }
+    for (absl::string_view p : kDefaultRoutes) s_.rules.AddRoute(*HostPattern::Parse(p));
+    for (absl::string_view var : kTenantVariables) {
+      const std::string* v = Env(var);
+      if (!v || v->empty()) continue;
+      absl::string_view host = *v;
+      absl::ConsumePrefix(&host, "https://") || absl::ConsumePrefix(&host, "http://");
+      host = host.substr(0, host.find_first_of("/:?#"));
+      std::string norm = NormalizeHost(host);
+      absl::StatusOr<HostPattern> exact = HostPattern::Parse(norm);
+      if (norm.empty() || !exact.ok() || exact->is_any()) {
+        Error(std::string(var), absl::StrCat("'", *v, "' does not name a host; expected e.g. contoso.ghe.com"));
+      } else if (norm != "github.com" && norm != "www.github.com") {
+        s_.rules.AddRoute(*std::move(exact));
+        s_.rules.AddRoute(*HostPattern::Parse(absl::StrCat("*.", norm)));
+      }
+      break;  // the first tenant variable set is the one the CLI uses
+    }
+  }
+
+  void BuildBypass() {
+    // Loopback and the proxy itself are never tunnelled, whatever else is configured.
+    for (absl::string_view c : {"127.0.0.0/8", "::1/128"}) s_.rules.AddBypass(*Cidr::Parse(c));
+    s_.rules.AddBypass(*HostPattern::Parse("localhost"));
+    if (s_.proxy) {
+      if (absl::StatusOr<Cidr> c = Cidr::Parse(s_.proxy->host); c.ok()) {
+        s_.rules.AddBypass(*std::move(c));
+      } else if (absl::StatusOr<HostPattern> p = HostPattern::Parse(s_.proxy->host); p.ok()) {
+        s_.rules.AddBypass(*std::move(p));
+      }
+    }
+    Raw raw = Get("AWF_SHIM_BYPASS", "bypass");
+    if (raw.present()) {
+      for (const LocatedValue& v : raw.items) AddList(v, /*bypass=*/true, /*cidrs=*/true);
+      return;
+    }
+    for (absl::string_view var : kNoProxyVariables) {
+      const std::string* v = Env(var);
+      if (!v || v->empty()) continue;
+      // NO_PROXY belongs to other programs: take what we understand, warn about the rest.
+      // Like curl, "example.com" and ".example.com" cover the domain and its subdomains.
+      for (absl::string_view item : absl::StrSplit(*v, ',', absl::SkipWhitespace())) {
+        item = absl::StripAsciiWhitespace(item);
+        absl::ConsumePrefix(&item, ".");
+        if (item.empty() || item == "*") {
+          if (item == "*") s_.warnings.push_back(absl::StrCat(var, ": '*' bypasses everything"));
+          if (item == "*") s_.rules.AddBypass(*HostPattern::Parse("*"));
+          continue;
+        }
+        if (absl::StatusOr<Cidr> c = Cidr::Parse(item); c.ok()) {
+          s_.rules.AddBypass(*std::move(c));
+          continue;
+        }
+        absl::string_view name = item.substr(0, item.rfind(':') == absl::string_view::npos ? item.size() : item.rfind(':'));
+        absl::StatusOr<HostPattern> exact = HostPattern::Parse(name);
+        if (!exact.ok()) {
+          s_.warnings.push_back(absl::StrCat(var, ": ignored '", item, "': ", exact.status().message()));
+          continue;
+        }
+        s_.rules.AddBypass(*std::move(exact));
+        s_.rules.AddBypass(*HostPattern::Parse(absl::StrCat("*.", name)));
+      }
+      break;
+    }
+  }
+
+  template <typename Enum>
+  void Choice(absl::string_view var, absl::string_view key, std::initializer_list<std::pair<absl::string_view, Enum>> options,
+              Enum* out) {
+    Raw raw = Get(var, key);
+    if (!raw.present()) return;
+    const LocatedValue& v = raw.items.front();
+    std::string lower = absl::AsciiStrToLower(v.text);
+    std::string expected;
+    for (const auto& [name, value] : options) {
+      if (lower == name) {
+        *out = value;
+        return;
+      }
+      absl::StrAppend(&expected, expected.empty() ? "" : " or ", name);
+    }
+    Error(v.where, absl::StrCat("'", v.text, "': expected ", expected));
+  }
+
+  void BuildScalars() {
+    Choice<DnsMode>("AWF_SHIM_DNS", "dns", {{"fake", DnsMode::kFake}, {"system", DnsMode::kSystem}}, &s_.dns);
+    Choice<TapMode>("AWF_SHIM_TAP", "tap", {{"auto", TapMode::kAuto}, {"off", TapMode::kOff}}, &s_.tap);
+    if (Raw raw = Get("AWF_SHIM_TRACE", "trace"); raw.present()) s_.trace = raw.items.front().text;
+    if (Raw raw = Get("AWF_SHIM_TIMEOUT_MS", "timeout_ms"); raw.present()) {
+      const LocatedValue& v = raw.items.front();
+      int ms = 0;
+      if (!absl::SimpleAtoi(v.text, &ms) || ms < 1 || ms > 600000) {
+        Error(v.where, absl::StrCat("'", v.text, "': expected milliseconds from 1 to 600000"));
+      } else {
+        s_.timeout_ms = ms;
+      }
+    }
+  }
+
+  const Environment& env_;
+  const FileReader& read_file_;
+  ConfigFile file_;
+  Settings s_;
+};
+
+}  // namespace
+
+bool IsSettingsVariable(absl::string_view name) {
+  auto in = [name](const auto& list) { return std::find(std::begin(list), std::end(list), name) != std::end(list); };
+  return in(kOwnVariables) || in(kProxyVariables) || in(kTenantVariables) || in(kNoProxyVariables);
+}
+
+absl::StatusOr<ProxyUrl> ProxyUrl::Parse(absl::string_view url) {
+  ProxyUrl p;
+  absl::string_view rest = absl::StripAsciiWhitespace(url);
+  if (size_t scheme_end = rest.find("://"); scheme_end != absl::string_view::npos) {
+    std::string scheme = absl::AsciiStrToLower(rest.substr(0, scheme_end));
+    if (scheme != "http") {
+      return absl::InvalidArgumentError(absl::StrCat("unsupported proxy scheme '", scheme, "' (only http)"));
+    }
+    rest = rest.substr(scheme_end + 3);
+  }
+  absl::ConsumeSuffix(&rest, "/");
+  if (rest.find_first_of("/?#") != absl::string_view::npos) {
+    return absl::InvalidArgumentError("a proxy URL has no path, query or fragment");
+  }
+  if (size_t at = rest.rfind('@'); at != absl::string_view::npos) {
+    absl::string_view userinfo = rest.substr(0, at);
+    rest = rest.substr(at + 1);
+    size_t colon = userinfo.find(':');
+    absl::StatusOr<std::string> user = PercentDecode(userinfo.substr(0, colon));
+    absl::StatusOr<std::string> pass =
+        PercentDecode(colon == absl::string_view::npos ? absl::string_view() : userinfo.substr(colon + 1));
+    if (!user.ok()) return user.status();
+    if (!pass.ok()) return pass.status();
+    p.user = *std::move(user);
+    p.password = *std::move(pass);
+  }
+  absl::string_view host = rest, port;
+  if (absl::ConsumePrefix(&host, "[")) {
+    size_t close = host.find(']');
+    if (close == absl::string_view::npos) return absl::InvalidArgumentError("unclosed '[' in proxy host");
+    port = host.substr(close + 1);
+    host = host.substr(0, close);
+    if (!port.empty() && !absl::ConsumePrefix(&port, ":")) return absl::InvalidArgumentError("junk after ']'");
+    if (!Cidr::Parse(host).ok()) return absl::InvalidArgumentError("bad IPv6 address in proxy host");
+  } else if (size_t colon = host.rfind(':'); colon != absl::string_view::npos) {
+    port = host.substr(colon + 1);
+    host = host.substr(0, colon);
+  }
+  if (host.empty()) return absl::InvalidArgumentError("missing proxy host");
+  if (host.find(':') == absl::string_view::npos) {
+    if (absl::StatusOr<HostPattern> hp = HostPattern::Parse(host); !hp.ok() || hp->is_any()) {
+      return absl::InvalidArgumentError(absl::StrCat("bad proxy host '", host, "'"));
+    }
+  }
+  if (!port.empty()) {
+    int n = 0;
+    if (!absl::SimpleAtoi(port, &n) || n < 1 || n > 65535) {
+      return absl::InvalidArgumentError(absl::StrCat("bad proxy port '", port, "'"));
+    }
+    p.port = static_cast<uint16_t>(n);
+  }
+  p.host = NormalizeHost(host);
+  return p;
+}
+
+std::string ProxyUrl::Authority() const {
+  return host.find(':') != std::string::npos ? absl::StrCat("[", host, "]:", port) : absl::StrCat(host, ":", port);
+}
+
+std::string ProxyUrl::Redacted() const {
+  if (!has_credentials()) return absl::StrCat("http://", Authority());
+  return absl::StrCat("http://", user, password.empty() ? "" : ":***", "@", Authority());
+}
+
+Settings BuildSettings(const Environment& env, const FileReader& read_file) { return Builder(env, read_file).Build(); }
+
+}  // namespace awfshim

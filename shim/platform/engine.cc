@@ -1,0 +1,147 @@
+// awfshim_engine_attach: settings, trace, and the engine's hook table, once per process.
+#include "engine.h"
+
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace awfshim {
+namespace {
+
+Engine* g_engine;
+awf_functions g_hooks_table;
+awf_engine g_published;
+
+constexpr size_t kMaxConfigBytes = 1 << 20;
+constexpr unsigned kMaxTrackedFds = 1 << 20;
+
+void Say(absl::string_view message) {
+  std::string line = absl::StrCat("awf-shim: ", message, "\n");
+  (void)!real().write(2, line.data(), line.size());
+}
+
+Environment CopyEnvironment(char* const* env) {
+  Environment out;
+  for (char* const* e = env; e && *e; e++) {
+    absl::string_view entry(*e);
+    size_t eq = entry.find('=');
+    if (eq == absl::string_view::npos) continue;
+    absl::string_view name = entry.substr(0, eq);
+    if (IsSettingsVariable(name) || name.substr(0, 8) == "AWF_SHIM") {
+      out.emplace(std::string(name), std::string(entry.substr(eq + 1)));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot open: ", std::strerror(errno)));
+  std::string content;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = real().read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int err = errno;
+      real().close(fd);
+      return absl::DataLossError(absl::StrCat("cannot read: ", std::strerror(err)));
+    }
+    if (n == 0) break;
+    content.append(buf, static_cast<size_t>(n));
+    if (content.size() > kMaxConfigBytes) {
+      real().close(fd);
+      return absl::ResourceExhaustedError("larger than 1 MiB");
+    }
+  }
+  real().close(fd);
+  return content;
+}
+
+unsigned TrackedFdLimit() {
+  struct rlimit rl;
+  rlim_t limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_max : 65536;
+  return static_cast<unsigned>(std::clamp<rlim_t>(limit, 1024, kMaxTrackedFds));
+}
+
+void EmitInit(const Engine& e) {
+  if (!e.trace.on()) return;
+  const Settings& s = e.settings;
+  JsonWriter w = e.trace.Event("init");
+  w.Field("version", AWFSHIM_VERSION);
+  w.Key("settings").BeginObject();
+  if (s.proxy) {
+    w.Field("proxy", s.proxy->Redacted()).Field("proxy_source", s.proxy_source);
+  } else {
+    w.Key("proxy").Null();
+  }
+  w.Key("route").BeginArray();
+  for (const auto& p : s.rules.route()) w.String(p.ToString());
+  w.EndArray().Key("bypass").BeginArray();
+  for (const auto& p : s.rules.bypass_names()) w.String(p.ToString());
+  for (const auto& c : s.rules.bypass_addresses()) w.String(c.ToString());
+  w.EndArray();
+  w.Field("dns", s.dns == DnsMode::kFake ? "fake" : "system")
+      .Field("tap", s.tap == TapMode::kAuto ? "auto" : "off")
+      .Field("timeout_ms", s.timeout_ms)
+      .Field("config", s.config_path)
+      .EndObject();
+  w.Field("refuse_routed", s.refuse_routed());
+  w.Key("errors").BeginArray();
+  for (const auto& err : s.errors) w.String(err.ToString());
+  w.EndArray().Key("warnings").BeginArray();
+  for (const auto& warning : s.warnings) w.String(warning);
+  w.EndArray();
+  e.trace.Emit(w);
+}
+
+}  // namespace
+
+Engine& engine() { return *g_engine; }
+
+}  // namespace awfshim
+
+extern "C" __attribute__((visibility("default"))) const awf_engine* awfshim_engine_attach(const awf_front_info* front) {
+  using namespace awfshim;
+  if (front->abi_version != AWF_ABI_VERSION) {
+    std::string line = absl::StrCat("awf-shim: the engine (ABI ", AWF_ABI_VERSION, ") does not match the front (ABI ",
+                                    front->abi_version, "); running without the shim\n");
+    (void)!front->real->write(2, line.data(), line.size());
+    return nullptr;
+  }
+  auto* e = new Engine;
+  g_engine = e;
+  e->real = front->real;
+  e->exe = front->exe ? front->exe : "";
+  e->settings = BuildSettings(CopyEnvironment(front->environ_at_start), ReadWholeFile);
+  if (!e->fds.Init(TrackedFdLimit())) {
+    Say("cannot reserve the fd table; running without the shim");
+    return nullptr;
+  }
+  if (absl::Status s = e->trace.Open(e->settings.trace, e->exe, e->real); !s.ok()) Say(s.message());
+  if (e->trace.on() && e->trace.owns(e->trace.fd())) e->fds.Set(e->trace.fd(), FdTable::kOwned);
+
+  for (const ConfigError& err : e->settings.errors) {
+    Say(absl::StrCat(err.ToString(), "; routed connections are refused"));
+    if (e->trace.on()) {
+      JsonWriter w = e->trace.Event("error");
+      w.Field("where", err.where).Field("message", err.message).Field("effect", "refuse routed connections");
+      e->trace.Emit(w);
+    }
+  }
+  EmitInit(*e);
+
+  g_hooks_table = *front->real;
+  InstallFdHooks(g_hooks_table);
+  g_published.hooks = g_hooks_table;
+  g_published.fd_slots = e->fds.raw();
+  g_published.fd_slot_count = e->fds.size();
+  return &g_published;
+}

@@ -1,0 +1,72 @@
+#include "awfshim/trace.h"
+
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "awfshim/abi.h"
+
+namespace awfshim {
+
+std::string FormatUtcMicros(long seconds, long micros) {
+  time_t t = seconds;
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
+  return buf;
+}
+
+absl::Status Trace::Open(absl::string_view spec, absl::string_view exe, const awf_functions* real) {
+  real_ = real;
+  exe_ = std::string(exe);
+  if (spec.empty()) return absl::OkStatus();
+  if (spec == "stderr") {
+    fd_ = 2;
+    return absl::OkStatus();
+  }
+  std::string path = absl::StrReplaceAll(spec, {{"%p", absl::StrCat(getpid())}});
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("AWF_SHIM_TRACE: cannot open '", path, "': ", std::strerror(errno),
+                     errno == ELOOP ? " (a symbolic link: refused)" : ""));
+  }
+  fd_ = fd;
+  return absl::OkStatus();
+}
+
+JsonWriter Trace::Event(absl::string_view ev) const {
+  JsonWriter w;
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  w.BeginObject()
+      .Field("ts", FormatUtcMicros(now.tv_sec, now.tv_nsec / 1000))
+      .Field("pid", static_cast<int64_t>(getpid()))
+      .Field("tid", static_cast<int64_t>(syscall(SYS_gettid)))
+      .Field("exe", exe_)
+      .Field("ev", ev);
+  return w;
+}
+
+void Trace::Emit(JsonWriter& event) const {
+  if (fd_ < 0) return;
+  event.EndObject();
+  std::string& line = event.mutable_str();
+  line.push_back('\n');
+  int saved = errno;
+  ssize_t n;
+  do {
+    n = real_->write(fd_, line.data(), line.size());
+  } while (n < 0 && errno == EINTR);
+  errno = saved;
+}
+
+}  // namespace awfshim

@@ -1,0 +1,89 @@
+"""Runs the integration tests (every test_*.py here) and writes a JUnit report.
+
+Usage: run.py [--junit FILE] [-k PATTERN]... [modules...]
+Meant to run inside a private network namespace (scripts/test arranges it)."""
+import argparse
+import os
+import sys
+import time
+import unittest
+import xml.etree.ElementTree as ET
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+
+class Recorder(unittest.TextTestResult):
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.cases = []
+        self._start = 0.0
+
+    def startTest(self, test):
+        self._start = time.monotonic()
+        super().startTest(test)
+
+    def _record(self, test, outcome, detail=""):
+        self.cases.append((test.id(), outcome, detail, time.monotonic() - self._start))
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self._record(test, "passed")
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._record(test, "failed", self._exc_info_to_string(err, test))
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._record(test, "failed", self._exc_info_to_string(err, test))
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self._record(test, "skipped", reason)
+
+    def addExpectedFailure(self, test, err):
+        super().addExpectedFailure(test, err)
+        self._record(test, "passed")
+
+    def addUnexpectedSuccess(self, test):
+        super().addUnexpectedSuccess(test)
+        self._record(test, "failed", "unexpected success")
+
+
+def write_junit(path, cases):
+    suite = ET.Element("testsuite", name="integration", tests=str(len(cases)),
+                       failures=str(sum(c[1] == "failed" for c in cases)),
+                       skipped=str(sum(c[1] == "skipped" for c in cases)))
+    for name, outcome, detail, seconds in cases:
+        cls, _, meth = name.rpartition(".")
+        tc = ET.SubElement(suite, "testcase", classname=cls, name=meth, time=f"{seconds:.3f}")
+        if outcome == "failed":
+            ET.SubElement(tc, "failure", message=detail.splitlines()[-1] if detail else "").text = detail
+        elif outcome == "skipped":
+            ET.SubElement(tc, "skipped", message=detail)
+    ET.ElementTree(suite).write(path, encoding="unicode")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--junit")
+    ap.add_argument("-k", action="append", default=[])
+    ap.add_argument("modules", nargs="*")
+    args = ap.parse_args()
+    loader = unittest.TestLoader()
+    if args.k:
+        loader.testNamePatterns = [f"*{k}*" for k in args.k]
+    if args.modules:
+        suite = unittest.TestSuite(loader.loadTestsFromName(m) for m in args.modules)
+    else:
+        suite = loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
+    runner = unittest.TextTestRunner(resultclass=Recorder, verbosity=2, stream=sys.stdout)
+    result = runner.run(suite)
+    if args.junit:
+        write_junit(args.junit, result.cases)
+    return 0 if result.wasSuccessful() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

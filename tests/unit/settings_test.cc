@@ -1,0 +1,203 @@
+#include "awfshim/settings.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include "gtest/gtest.h"
+
+namespace awfshim {
+namespace {
+
+FileReader Files(absl::flat_hash_map<std::string, std::string> files) {
+  return [files](const std::string& path) -> absl::StatusOr<std::string> {
+    auto it = files.find(path);
+    if (it == files.end()) return absl::NotFoundError("cannot open: No such file or directory");
+    return it->second;
+  };
+}
+
+Settings Build(Environment env, absl::flat_hash_map<std::string, std::string> files = {}) {
+  return BuildSettings(env, Files(std::move(files)));
+}
+
+std::string Errors(const Settings& s) {
+  std::string out;
+  for (const auto& e : s.errors) out += e.ToString() + "\n";
+  return out;
+}
+
+bool BypassesIp(const Settings& s, const char* ip) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  inet_pton(AF_INET, ip, &a.sin_addr);
+  return s.rules.BypassesAddress(reinterpret_cast<sockaddr*>(&a));
+}
+
+TEST(ProxyUrl, ParsesTheFirewallsProxyAndCredentials) {
+  auto p = ProxyUrl::Parse("http://172.30.0.10:3128");
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->host, "172.30.0.10");
+  EXPECT_EQ(p->port, 3128);
+  EXPECT_FALSE(p->has_credentials());
+
+  auto c = ProxyUrl::Parse("http://us%40er:p%3Ass@Squid.Local:8080/");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->user, "us@er");
+  EXPECT_EQ(c->password, "p:ss");
+  EXPECT_EQ(c->host, "squid.local");
+  EXPECT_EQ(c->Redacted(), "http://us@er:***@squid.local:8080");
+
+  auto v6 = ProxyUrl::Parse("[::1]:3128");
+  ASSERT_TRUE(v6.ok());
+  EXPECT_EQ(v6->host, "::1");
+  EXPECT_EQ(v6->Authority(), "[::1]:3128");
+}
+
+TEST(ProxyUrl, RejectsWhatItCannotUse) {
+  for (const char* bad : {"socks5://h:1080", "https://h:3128", "http://:3128", "http://h:0", "http://h:70000",
+                          "http://h:port", "http://h:3128/path", "http://[::1:3128", "http://u:%zz@h:1", "http://*:1"}) {
+    EXPECT_FALSE(ProxyUrl::Parse(bad).ok()) << bad;
+  }
+}
+
+TEST(Settings, FirewallEnvironmentGivesGitHubRoutesAndNoProxyBypass) {
+  Settings s = Build({{"HTTPS_PROXY", "http://172.30.0.10:3128"},
+                      {"NO_PROXY", "localhost,127.0.0.1,::1,0.0.0.0,172.30.0.10,172.30.0.20,api-proxy"}});
+  EXPECT_EQ(Errors(s), "");
+  EXPECT_FALSE(s.refuse_routed());
+  ASSERT_TRUE(s.proxy);
+  EXPECT_EQ(s.proxy_source, "HTTPS_PROXY");
+  EXPECT_TRUE(s.rules.RoutesName("api.github.com"));
+  EXPECT_TRUE(s.rules.RoutesName("api.githubcopilot.com"));
+  EXPECT_TRUE(s.rules.RoutesName("github.com"));
+  EXPECT_FALSE(s.rules.RoutesName("registry.npmjs.org"));
+  EXPECT_FALSE(s.rules.RoutesName("api-proxy"));
+  EXPECT_TRUE(BypassesIp(s, "172.30.0.20"));
+  EXPECT_TRUE(BypassesIp(s, "127.0.0.5"));
+  EXPECT_FALSE(BypassesIp(s, "140.82.112.3"));
+  EXPECT_EQ(s.dns, DnsMode::kFake);
+  EXPECT_EQ(s.timeout_ms, 30000);
+}
+
+TEST(Settings, TenantFromEachVariableAddsItsDomain) {
+  for (const auto& [var, value] : std::vector<std::pair<std::string, std::string>>{
+           {"COPILOT_GH_HOST", "contoso-aw.ghe.com"},
+           {"GH_HOST", "CONTOSO-AW.ghe.com"},
+           {"GITHUB_SERVER_URL", "https://contoso-aw.ghe.com/"}}) {
+    Settings s = Build({{"AWF_SHIM_PROXY", "http://127.0.0.1:3128"}, {var, value}});
+    EXPECT_EQ(Errors(s), "") << var;
+    EXPECT_TRUE(s.rules.RoutesName("contoso-aw.ghe.com")) << var;
+    EXPECT_TRUE(s.rules.RoutesName("api.contoso-aw.ghe.com")) << var;
+    EXPECT_TRUE(s.rules.RoutesName("copilot-api.contoso-aw.ghe.com")) << var;
+    EXPECT_TRUE(s.rules.RoutesName("api.github.com")) << var;
+    EXPECT_FALSE(s.rules.RoutesName("other.ghe.com")) << var;
+  }
+}
+
+TEST(Settings, GithubDotComTenantAddsNothingExtra) {
+  Settings s = Build({{"AWF_SHIM_PROXY", "http://127.0.0.1:3128"}, {"GITHUB_SERVER_URL", "https://github.com"}});
+  EXPECT_EQ(Errors(s), "");
+  EXPECT_EQ(s.rules.route().size(), std::size(kDefaultRoutes));
+}
+
+TEST(Settings, CopilotHostWinsOverGhHost) {
+  Settings s = Build({{"AWF_SHIM_PROXY", "http://127.0.0.1:3128"},
+                      {"COPILOT_GH_HOST", "first.ghe.com"},
+                      {"GH_HOST", "second.ghe.com"}});
+  EXPECT_TRUE(s.rules.RoutesName("api.first.ghe.com"));
+  EXPECT_FALSE(s.rules.RoutesName("api.second.ghe.com"));
+}
+
+TEST(Settings, ExplicitRouteReplacesDefaultsAndProxyIsAlwaysBypassed) {
+  Settings s = Build({{"AWF_SHIM_PROXY", "http://squid:3128"}, {"AWF_SHIM_ROUTE", "*"}});
+  EXPECT_EQ(Errors(s), "");
+  EXPECT_TRUE(s.rules.RoutesEverything());
+  EXPECT_TRUE(s.rules.RoutesName("example.org"));
+  EXPECT_FALSE(s.rules.RoutesName("squid"));
+  EXPECT_FALSE(s.rules.RoutesName("localhost"));
+}
+
+TEST(Settings, AwfShimProxyWinsOverHttpsProxy) {
+  Settings s = Build({{"AWF_SHIM_PROXY", "http://10.0.0.1:1"}, {"HTTPS_PROXY", "http://10.0.0.2:2"}});
+  ASSERT_TRUE(s.proxy);
+  EXPECT_EQ(s.proxy->host, "10.0.0.1");
+  Settings lower = Build({{"http_proxy", "http://10.0.0.3:3"}, {"HTTP_PROXY", "http://10.0.0.4:4"}});
+  ASSERT_TRUE(lower.proxy);
+  EXPECT_EQ(lower.proxy->host, "10.0.0.4");
+}
+
+TEST(Settings, NoProxyConfiguredRefusesRoutedConnections) {
+  Settings s = Build({});
+  EXPECT_TRUE(s.refuse_routed());
+  EXPECT_NE(Errors(s).find("no proxy configured"), std::string::npos);
+}
+
+TEST(Settings, BadValuesNameTheVariableColumnAndExpectation) {
+  Settings s = Build({{"AWF_SHIM_PROXY", "socks5://h:1"},
+                      {"AWF_SHIM_ROUTE", "github.com,bad host"},
+                      {"AWF_SHIM_BYPASS", "10.0.0.0/99"},
+                      {"AWF_SHIM_DNS", "magic"},
+                      {"AWF_SHIM_TIMEOUT_MS", "0"},
+                      {"AWF_SHIM_ROUT", "typo"}});
+  std::string e = Errors(s);
+  EXPECT_TRUE(s.refuse_routed());
+  EXPECT_NE(e.find("AWF_SHIM_PROXY: unsupported proxy scheme 'socks5'"), std::string::npos) << e;
+  EXPECT_NE(e.find("AWF_SHIM_ROUTE, column 12: 'bad host'"), std::string::npos) << e;
+  EXPECT_NE(e.find("AWF_SHIM_BYPASS, column 1: '10.0.0.0/99': prefix length above 32"), std::string::npos) << e;
+  EXPECT_NE(e.find("AWF_SHIM_DNS: 'magic': expected fake or system"), std::string::npos) << e;
+  EXPECT_NE(e.find("AWF_SHIM_TIMEOUT_MS: '0': expected milliseconds"), std::string::npos) << e;
+  EXPECT_NE(e.find("AWF_SHIM_ROUT: unknown variable"), std::string::npos) << e;
+  EXPECT_EQ(s.errors.size(), 6u) << e;
+}
+
+TEST(Settings, BadNoProxyEntriesAreWarningsNotErrors) {
+  Settings s = Build({{"HTTPS_PROXY", "http://127.0.0.1:3128"}, {"NO_PROXY", "good.example,bad entry!,.corp.example:8080"}});
+  EXPECT_EQ(Errors(s), "");
+  ASSERT_EQ(s.warnings.size(), 1u);
+  EXPECT_NE(s.warnings[0].find("bad entry!"), std::string::npos);
+  EXPECT_TRUE(s.rules.BypassesName("good.example"));
+  EXPECT_TRUE(s.rules.BypassesName("x.good.example"));
+  EXPECT_TRUE(s.rules.BypassesName("corp.example"));
+}
+
+TEST(Settings, ConfigFileSuppliesValuesAndEnvWins) {
+  Settings s = Build({{"AWF_SHIM_CONFIG", "/cfg.json"}, {"AWF_SHIM_DNS", "system"}},
+                     {{"/cfg.json", R"({"proxy": "http://u:secret@10.1.1.1:3128",
+  "route": ["*.example.com", "example.com"],
+  "bypass": "10.9.0.0/16",
+  "dns": "fake",
+  "timeout_ms": 1500})"}});
+  EXPECT_EQ(Errors(s), "");
+  ASSERT_TRUE(s.proxy);
+  EXPECT_EQ(s.proxy->password, "secret");
+  EXPECT_EQ(s.proxy_source, "/cfg.json:1:11");
+  EXPECT_TRUE(s.rules.RoutesName("api.example.com"));
+  EXPECT_FALSE(s.rules.RoutesName("api.github.com"));
+  EXPECT_TRUE(BypassesIp(s, "10.9.3.4"));
+  EXPECT_EQ(s.dns, DnsMode::kSystem);
+  EXPECT_EQ(s.timeout_ms, 1500);
+}
+
+TEST(Settings, ConfigFileErrorsCarryLineAndColumn) {
+  Settings s = Build({{"AWF_SHIM_CONFIG", "/c.json"}, {"HTTPS_PROXY", "http://127.0.0.1:1"}},
+                     {{"/c.json", "{\n  \"route\": [\"ok.com\", \"bad host\"],\n  \"proxx\": 1\n}"}});
+  std::string e = Errors(s);
+  EXPECT_TRUE(s.refuse_routed());
+  EXPECT_NE(e.find("/c.json:2:23: 'bad host'"), std::string::npos) << e;
+  EXPECT_NE(e.find("/c.json:3:3: unknown key \"proxx\""), std::string::npos) << e;
+}
+
+TEST(Settings, UnreadableOrBrokenConfigFileIsAnError) {
+  Settings missing = Build({{"AWF_SHIM_CONFIG", "/nope.json"}, {"HTTPS_PROXY", "http://127.0.0.1:1"}});
+  EXPECT_TRUE(missing.refuse_routed());
+  EXPECT_NE(Errors(missing).find("AWF_SHIM_CONFIG (/nope.json): cannot open"), std::string::npos);
+
+  Settings broken = Build({{"AWF_SHIM_CONFIG", "/b.json"}, {"HTTPS_PROXY", "http://127.0.0.1:1"}},
+                          {{"/b.json", "{\"dns\": \"fake\",\n \"route\": [\"x\" "}});
+  EXPECT_TRUE(broken.refuse_routed());
+  EXPECT_NE(Errors(broken).find("/b.json:"), std::string::npos) << Errors(broken);
+  EXPECT_NE(Errors(broken).find("invalid JSON"), std::string::npos) << Errors(broken);
+}
+
+}  // namespace
+}  // namespace awfshim
