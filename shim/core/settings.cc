@@ -150,7 +150,7 @@ class Builder {
       host = host.substr(0, host.find_first_of("/:?#"));
       std::string norm = NormalizeHost(host);
       absl::StatusOr<HostPattern> exact = HostPattern::Parse(norm);
-      if (norm.empty() || !exact.ok() || exact->is_any()) {
+      if (norm.empty() || !exact.ok() || absl::StrContains(norm, "*")) {
         Error(std::string(var), absl::StrCat("'", *v, "' does not name a host; expected e.g. contoso.ghe.com"));
       } else if (norm != "github.com" && norm != "www.github.com") {
         s_.rules.AddRoute(*std::move(exact));
@@ -183,7 +183,7 @@ class Builder {
       // Like curl, "example.com" and ".example.com" cover the domain and its subdomains.
       for (absl::string_view item : absl::StrSplit(*v, ',', absl::SkipWhitespace())) {
         item = absl::StripAsciiWhitespace(item);
-        absl::ConsumePrefix(&item, ".");
+        absl::ConsumePrefix(&item, "*.") || absl::ConsumePrefix(&item, ".");
         if (item.empty() || item == "*") {
           if (item == "*") s_.warnings.push_back(absl::StrCat(var, ": '*' bypasses everything"));
           if (item == "*") s_.rules.AddBypass(*HostPattern::Parse("*"));
@@ -195,12 +195,14 @@ class Builder {
         }
         absl::string_view name = item.substr(0, item.rfind(':') == absl::string_view::npos ? item.size() : item.rfind(':'));
         absl::StatusOr<HostPattern> exact = HostPattern::Parse(name);
-        if (!exact.ok()) {
-          s_.warnings.push_back(absl::StrCat(var, ": ignored '", item, "': ", exact.status().message()));
+        absl::StatusOr<HostPattern> subdomains = HostPattern::Parse(absl::StrCat("*.", name));
+        if (!exact.ok() || !subdomains.ok() || exact->is_any()) {
+          absl::Status why = !exact.ok() ? exact.status() : subdomains.status();
+          s_.warnings.push_back(absl::StrCat(var, ": ignored '", item, "': ", why.ok() ? "not a host name" : why.message()));
           continue;
         }
         s_.rules.AddBypass(*std::move(exact));
-        s_.rules.AddBypass(*HostPattern::Parse(absl::StrCat("*.", name)));
+        s_.rules.AddBypass(*std::move(subdomains));
       }
       break;
     }
@@ -279,22 +281,27 @@ absl::StatusOr<ProxyUrl> ProxyUrl::Parse(absl::string_view url) {
     p.password = *std::move(pass);
   }
   absl::string_view host = rest, port;
-  if (absl::ConsumePrefix(&host, "[")) {
+  bool bracketed = absl::ConsumePrefix(&host, "[");
+  if (bracketed) {
     size_t close = host.find(']');
     if (close == absl::string_view::npos) return absl::InvalidArgumentError("unclosed '[' in proxy host");
     port = host.substr(close + 1);
     host = host.substr(0, close);
     if (!port.empty() && !absl::ConsumePrefix(&port, ":")) return absl::InvalidArgumentError("junk after ']'");
-    if (!Cidr::Parse(host).ok()) return absl::InvalidArgumentError("bad IPv6 address in proxy host");
   } else if (size_t colon = host.rfind(':'); colon != absl::string_view::npos) {
     port = host.substr(colon + 1);
     host = host.substr(0, colon);
   }
   if (host.empty()) return absl::InvalidArgumentError("missing proxy host");
-  if (host.find(':') == absl::string_view::npos) {
-    if (absl::StatusOr<HostPattern> hp = HostPattern::Parse(host); !hp.ok() || hp->is_any()) {
-      return absl::InvalidArgumentError(absl::StrCat("bad proxy host '", host, "'"));
+  if (bracketed || host.find(':') != absl::string_view::npos) {
+    // Only an IPv6 literal has colons, and it must be in brackets ("[::1]:3128").
+    if (!bracketed || host.find(':') == absl::string_view::npos || !Cidr::Parse(host).ok() ||
+        host.find('/') != absl::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("bad proxy host '", host, "' (an IPv6 address goes in brackets)"));
     }
+  } else if (absl::StatusOr<HostPattern> hp = HostPattern::Parse(host);
+             !hp.ok() || absl::StrContains(host, "*")) {
+    return absl::InvalidArgumentError(absl::StrCat("bad proxy host '", host, "'"));
   }
   if (!port.empty()) {
     int n = 0;

@@ -55,7 +55,8 @@ TEST(ProxyUrl, ParsesTheFirewallsProxyAndCredentials) {
 
 TEST(ProxyUrl, RejectsWhatItCannotUse) {
   for (const char* bad : {"socks5://h:1080", "https://h:3128", "http://:3128", "http://h:0", "http://h:70000",
-                          "http://h:port", "http://h:3128/path", "http://[::1:3128", "http://u:%zz@h:1", "http://*:1"}) {
+                          "http://h:port", "http://h:3128/path", "http://[::1:3128", "http://u:%zz@h:1", "http://*:1",
+                          "http://a:b:3128", "http:40x:p%3Aw@[@::1]:3128", "http://[10.0.0.1]:1", "http://*.x:1"}) {
     EXPECT_FALSE(ProxyUrl::Parse(bad).ok()) << bad;
   }
 }
@@ -148,6 +149,16 @@ TEST(Settings, BadValuesNameTheVariableColumnAndExpectation) {
   EXPECT_NE(e.find("AWF_SHIM_TIMEOUT_MS: '0': expected milliseconds"), std::string::npos) << e;
   EXPECT_NE(e.find("AWF_SHIM_ROUT: unknown variable"), std::string::npos) << e;
   EXPECT_EQ(s.errors.size(), 6u) << e;
+}
+
+// Found by fuzz_settings: wildcard entries in NO_PROXY and a wildcard tenant used to abort.
+TEST(Settings, WildcardsInOtherProgramsVariablesNeverAbort) {
+  Settings s = Build({{"HTTPS_PROXY", "http://127.0.0.1:3128"}, {"NO_PROXY", "localhost,*.example.com,*.,*"}});
+  EXPECT_EQ(Errors(s), "");
+  EXPECT_TRUE(s.rules.BypassesName("api.example.com"));
+  EXPECT_TRUE(s.rules.BypassesName("example.com"));
+  Settings tenant = Build({{"HTTPS_PROXY", "http://127.0.0.1:3128"}, {"GH_HOST", "*.contoso.ghe.com"}});
+  EXPECT_NE(Errors(tenant).find("GH_HOST: '*.contoso.ghe.com' does not name a host"), std::string::npos);
 }
 
 TEST(Settings, BadNoProxyEntriesAreWarningsNotErrors) {

@@ -1,0 +1,31 @@
+// libFuzzer target: ParseConfigFile on arbitrary file content.
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
+#include "awfshim/config_file.h"
+
+#define FUZZ_CHECK(cond) \
+  if (!(cond)) __builtin_trap()
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  absl::string_view content(reinterpret_cast<const char*>(data), size);
+  constexpr absl::string_view kPath = "/etc/awf-shim.json";
+  awfshim::ConfigFile f = awfshim::ParseConfigFile(kPath, content);
+  for (const awfshim::ConfigError& e : f.errors) {
+    FUZZ_CHECK(absl::StartsWith(e.where, "/etc/awf-shim.json:") && !e.message.empty());
+  }
+  for (const auto& [key, values] : f.values) {
+    FUZZ_CHECK(std::find(std::begin(awfshim::kConfigKeys), std::end(awfshim::kConfigKeys), key) !=
+               std::end(awfshim::kConfigKeys));
+    for (const awfshim::LocatedValue& v : values) {
+      FUZZ_CHECK(absl::StartsWith(v.where, "/etc/awf-shim.json:"));
+      int64_t n = 0;
+      if (key == "timeout_ms") FUZZ_CHECK(absl::SimpleAtoi(v.text, &n));
+    }
+  }
+  return 0;
+}
