@@ -200,6 +200,7 @@ static inline bool is_inet(const struct sockaddr *addr) {
 #define AWF_WHEN_LOADED() AWF_UNLIKELY(loaded_engine() != NULL)
 #define AWF_WHEN_LOOKUP() AWF_UNLIKELY(g_active && (loaded_engine() || load_engine()))
 #define AWF_WHEN_INET(addr) AWF_UNLIKELY(g_active && is_inet(addr) && (loaded_engine() || load_engine()))
+#define AWF_WHEN_FASTOPEN(flags, addr) AWF_UNLIKELY(((flags) & MSG_FASTOPEN) && AWF_WHEN_INET(addr))
 
 #define AWF_HOOK(ret, name, params, args, when) \
   AWF_EXPORT ret name params {                  \

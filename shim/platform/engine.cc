@@ -2,6 +2,7 @@
 #include "engine.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -11,6 +12,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "events.h"
+#include "pump.h"
 
 namespace awfshim {
 namespace {
@@ -102,9 +105,55 @@ void EmitInit(const Engine& e) {
   e.trace.Emit(w);
 }
 
+void BeforeFork() {
+  engine().proxy_mu.lock();
+  engine().book.LockForFork();
+  engine().pool.LockForFork();
+  PumpLockForFork();
+}
+
+void AfterForkInParent() {
+  PumpUnlockAfterFork();
+  engine().pool.UnlockAfterFork();
+  engine().book.UnlockAfterFork();
+  engine().proxy_mu.unlock();
+}
+
+// The child has one thread: every lock another thread held is re-made, the pump starts afresh.
+void AfterForkInChild() {
+  PumpResetInChild();
+  engine().pool.ResetLocksInChild();
+  engine().book.UnlockAfterFork();
+  engine().proxy_mu.unlock();
+}
+
 }  // namespace
 
 Engine& engine() { return *g_engine; }
+
+thread_local bool tl_in_shim __attribute__((tls_model("initial-exec"))) = false;
+
+void TrackConn(int fd, Conn* c) {
+  if (engine().fds.Get(fd) > FdTable::kOwned) UntrackFd(fd);  // a close we never saw
+  engine().fds.Set(fd, reinterpret_cast<uintptr_t>(c));
+  int max = engine().max_tracked_fd.load();
+  while (fd > max && !engine().max_tracked_fd.compare_exchange_weak(max, fd)) {
+  }
+}
+
+void UntrackFd(int fd) {
+  uintptr_t v = engine().fds.Get(fd);
+  if (v <= FdTable::kOwned) return;
+  if (engine().fds.Exchange(fd, 0) != v) return;  // another thread got there first
+  Conn* c = reinterpret_cast<Conn*>(v);
+  if (c->fd_refs.fetch_sub(1) != 1) return;
+  {
+    std::lock_guard<std::mutex> lock(c->mu);
+    PumpUnwatch(*c);
+    TraceClose(*c);
+  }
+  engine().pool.Release(c);
+}
 
 }  // namespace awfshim
 
@@ -126,7 +175,7 @@ extern "C" __attribute__((visibility("default"))) const awf_engine* awfshim_engi
     return nullptr;
   }
   if (absl::Status s = e->trace.Open(e->settings.trace, e->exe, e->real); !s.ok()) Say(s.message());
-  if (e->trace.on() && e->trace.owns(e->trace.fd())) e->fds.Set(e->trace.fd(), FdTable::kOwned);
+  if (e->trace.on() && e->trace.owns(e->trace.fd())) MarkOwnedFd(e->trace.fd());
 
   for (const ConfigError& err : e->settings.errors) {
     Say(absl::StrCat(err.ToString(), "; routed connections are refused"));
@@ -138,7 +187,11 @@ extern "C" __attribute__((visibility("default"))) const awf_engine* awfshim_engi
   }
   EmitInit(*e);
 
+  pthread_atfork(BeforeFork, AfterForkInParent, AfterForkInChild);
   g_hooks_table = *front->real;
+  InstallDnsHooks(g_hooks_table);
+  InstallSocketHooks(g_hooks_table);
+  InstallIoHooks(g_hooks_table);
   InstallFdHooks(g_hooks_table);
   g_published.hooks = g_hooks_table;
   g_published.fd_slots = e->fds.raw();

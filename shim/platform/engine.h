@@ -2,14 +2,25 @@
 // can run during exit, after static destructors).
 #pragma once
 
+#include <mutex>
+#include <optional>
 #include <string>
 
 #include "awfshim/abi.h"
 #include "awfshim/fd_table.h"
+#include "awfshim/name_book.h"
 #include "awfshim/settings.h"
 #include "awfshim/trace.h"
+#include "conn.h"
 
 namespace awfshim {
+
+// Where the proxy is, resolved on first use.
+struct ProxyEndpoint {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+  std::string error;  // non-empty: could not be resolved
+};
 
 struct Engine {
   const awf_functions* real = nullptr;
@@ -17,17 +28,57 @@ struct Engine {
   Settings settings;  // frozen after attach
   Trace trace;
   FdTable fds;
+  NameBook book;
+  ConnPool pool;
+  std::atomic<int> max_tracked_fd{-1};  // bounds the scans of close_range/closefrom
+
+  std::mutex proxy_mu;
+  std::optional<ProxyEndpoint> proxy_endpoint;
 };
 
 // Valid once the front has attached the engine.
 Engine& engine();
 inline const awf_functions& real() { return *engine().real; }
 
+// The shim's own calls into libc (name resolution of the proxy, forwarded lookups) set this, so
+// that a hook reached from inside them forwards instead of re-entering the engine. Application
+// calls nested in other application calls are not re-entry and are handled normally.
+extern thread_local bool tl_in_shim;
+class ShimScope {
+ public:
+  ShimScope() : outer_(tl_in_shim) { tl_in_shim = true; }
+  ~ShimScope() { tl_in_shim = outer_; }
+
+ private:
+  bool outer_;
+};
+
 // Each hooked family sets its entries of the engine's table; the rest forward to `real`.
+void InstallDnsHooks(awf_functions& hooks);
+void InstallSocketHooks(awf_functions& hooks);
+void InstallIoHooks(awf_functions& hooks);
 void InstallFdHooks(awf_functions& hooks);
 
-// The shim's own fds (the trace file): kept open when the application closes fds in bulk, and
-// moved aside when the application dup2()s onto one.
+// The shim's own fds (the trace file, the pump's epoll): kept open when the application closes
+// fds in bulk, and moved aside when the application dup2()s onto one.
 bool IsOwnedFd(int fd);
+void MarkOwnedFd(int fd);
+
+// The Conn behind a tracked fd, or null.
+inline Conn* ConnFor(int fd) {
+  uintptr_t v = engine().fds.Get(fd);
+  return v > FdTable::kOwned ? reinterpret_cast<Conn*>(v) : nullptr;
+}
+void TrackConn(int fd, Conn* c);
+// Forgets fd; releases its Conn (with a `close` event) when no other fd refers to it.
+void UntrackFd(int fd);
+
+// sendto/sendmsg with MSG_FASTOPEN on an unconnected fd: if `addr` is routed, starts the tunnel
+// as connect() would and returns true (the fd is then tracked, or, when the tunnel was refused,
+// untracked with errno set). False: not routed, the caller goes on with the real call.
+bool ConnectIfRouted(int fd, const sockaddr* addr, socklen_t len);
+
+// The proxy's address, resolved once (through the real getaddrinfo when it is a name).
+const ProxyEndpoint& ResolveProxy();
 
 }  // namespace awfshim

@@ -1,84 +1,156 @@
-// fd lifetime hooks: close, close_range, closefrom, dup2, dup3.
+// fd lifetime hooks: close, close_range, closefrom, dup, dup2, dup3, fcntl(F_DUPFD*).
 //
 // The front calls these only for fds that carry engine state (and the bulk closes once the
 // engine is loaded). Criteria:
-//  - an fd of the shim's own (the trace file) is never closed by the application: close()
-//    reports success and leaves it, bulk closes skip it, dup2/dup3 onto it move it aside first;
-//  - every other fd goes to the real function unchanged.
+//  - a connection's state goes with its fd: cleared before the fd is closed (so a new file that
+//    gets the number is never mistaken for it), shared by dup'ed fds until the last one closes;
+//  - an fd of the shim's own (trace file, pump) is never closed by the application: close()
+//    reports success and leaves it, bulk closes skip it, dup2/dup3 onto it move it aside first.
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdarg>
+#include <vector>
 
 #include "engine.h"
+#include "pump.h"
 
 namespace awfshim {
 namespace {
 
-int Close(int fd) {
-  if (IsOwnedFd(fd)) return 0;
-  return real().close(fd);
+// The shim's own fds in [first, last], ascending; with `forget`, the state of the others there
+// is cleared as well.
+std::vector<unsigned> ScanRange(unsigned first, unsigned last, bool forget) {
+  std::vector<unsigned> owned;
+  int max = engine().max_tracked_fd.load();
+  if (max < 0 || first > static_cast<unsigned>(max)) return owned;
+  last = std::min(last, static_cast<unsigned>(max));
+  for (unsigned fd = first; fd <= last; fd++) {
+    uintptr_t v = engine().fds.Get(static_cast<int>(fd));
+    if (v == FdTable::kOwned) {
+      owned.push_back(fd);
+    } else if (v && forget) {
+      UntrackFd(static_cast<int>(fd));
+    }
+  }
+  return owned;
 }
 
-// Runs `op` on [first, last] minus the shim's own fd.
-template <typename Op>
-int AroundOwned(unsigned first, unsigned last, Op op) {
-  int owned = engine().trace.fd();
-  if (!IsOwnedFd(owned) || static_cast<unsigned>(owned) < first || static_cast<unsigned>(owned) > last) {
-    return op(first, last);
-  }
+// close_range over [first, last] minus `owned` (ascending, within the range).
+int CloseRangeAround(unsigned first, unsigned last, int flags, const std::vector<unsigned>& owned) {
   int rc = 0;
-  if (static_cast<unsigned>(owned) > first) rc = op(first, static_cast<unsigned>(owned) - 1);
-  if (rc == 0 && static_cast<unsigned>(owned) < last) rc = op(static_cast<unsigned>(owned) + 1, last);
+  unsigned from = first;
+  for (unsigned fd : owned) {
+    if (fd > from && real().close_range(from, fd - 1, flags) != 0) rc = -1;
+    from = fd + 1;
+  }
+  if (from <= last && real().close_range(from, last, flags) != 0) rc = -1;
   return rc;
 }
 
-int CloseRange(unsigned first, unsigned last, int flags) {
-  return AroundOwned(first, last, [flags](unsigned a, unsigned b) { return real().close_range(a, b, flags); });
+int Close(int fd) {
+  if (IsOwnedFd(fd)) return 0;
+  UntrackFd(fd);
+  return real().close(fd);
 }
 
-void Closefrom(int low) {
-  if (low < 0) low = 0;
-  AroundOwned(static_cast<unsigned>(low), UINT_MAX, [](unsigned a, unsigned b) {
-    if (b == UINT_MAX) {
-      real().closefrom(static_cast<int>(a));
-      return 0;
-    }
-    return real().close_range(a, b, 0);
-  });
+int CloseRange(unsigned first, unsigned last, int flags) {
+  if (first > last) return real().close_range(first, last, flags);  // let libc report EINVAL
+  // CLOSE_RANGE_CLOEXEC closes nothing, so state stays; our own fds are close-on-exec already.
+  bool closes = !(flags & CLOSE_RANGE_CLOEXEC);
+  return CloseRangeAround(first, last, flags, ScanRange(first, last, closes));
 }
+
+void Closefrom(int low) { CloseRange(static_cast<unsigned>(std::max(low, 0)), UINT_MAX, 0); }
 
 // The application is about to put another file on `fd`: if it is ours, move ours elsewhere.
 void VacateOwned(int fd) {
   if (!IsOwnedFd(fd)) return;
   int moved = real().fcntl(fd, F_DUPFD_CLOEXEC, 3);
-  if (moved < 0) return;  // the trace stops; the application's dup2 still happens
-  engine().fds.Set(moved, FdTable::kOwned);
-  engine().trace.Moved(moved);
+  if (moved < 0) return;  // ours is lost; the application's dup2 still happens
+  MarkOwnedFd(moved);
+  if (PumpOwnsFd(fd)) {
+    PumpFdMoved(moved);
+  } else {
+    engine().trace.Moved(moved);
+  }
   engine().fds.Set(fd, 0);
+  real().close(fd);
 }
 
+// newfd now refers to the same socket as oldfd: it shares oldfd's state.
+int Shared(int oldfd, int newfd) {
+  if (newfd < 0) return newfd;
+  if (Conn* c = ConnFor(oldfd)) {
+    c->fd_refs.fetch_add(1);
+    TrackConn(newfd, c);
+  }
+  return newfd;
+}
+
+int Dup(int fd) { return Shared(fd, real().dup(fd)); }
+
 int Dup2(int oldfd, int newfd) {
-  if (oldfd != newfd) VacateOwned(newfd);
-  return real().dup2(oldfd, newfd);
+  if (oldfd == newfd) return real().dup2(oldfd, newfd);
+  VacateOwned(newfd);
+  UntrackFd(newfd);
+  return Shared(oldfd, real().dup2(oldfd, newfd));
 }
 
 int Dup3(int oldfd, int newfd, int flags) {
-  if (oldfd != newfd) VacateOwned(newfd);
-  return real().dup3(oldfd, newfd, flags);
+  if (oldfd != newfd) {
+    VacateOwned(newfd);
+    UntrackFd(newfd);
+  }
+  return Shared(oldfd, real().dup3(oldfd, newfd, flags));
+}
+
+template <typename Fn>
+int FcntlVia(Fn fn, int fd, int cmd, void* arg) {
+  int rc = fn(fd, cmd, arg);
+  if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) return Shared(fd, rc);
+  return rc;
+}
+
+int Fcntl(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  return FcntlVia(real().fcntl, fd, cmd, arg);
+}
+
+int Fcntl64(int fd, int cmd, ...) {
+  va_list ap;
+  va_start(ap, cmd);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  return FcntlVia(real().fcntl64, fd, cmd, arg);
 }
 
 }  // namespace
 
 bool IsOwnedFd(int fd) { return engine().fds.Get(fd) == FdTable::kOwned; }
 
+void MarkOwnedFd(int fd) {
+  engine().fds.Set(fd, FdTable::kOwned);
+  int max = engine().max_tracked_fd.load();
+  while (fd > max && !engine().max_tracked_fd.compare_exchange_weak(max, fd)) {
+  }
+}
+
 void InstallFdHooks(awf_functions& hooks) {
   hooks.close = Close;
   hooks.close_range = CloseRange;
   hooks.closefrom = Closefrom;
+  hooks.dup = Dup;
   hooks.dup2 = Dup2;
   hooks.dup3 = Dup3;
+  hooks.fcntl = Fcntl;
+  hooks.fcntl64 = Fcntl64;
 }
 
 }  // namespace awfshim

@@ -1,0 +1,25 @@
+// Trace events about names and connections, kept out of the hooks so they stay thin.
+#pragma once
+
+#include <netdb.h>
+
+#include "absl/strings/string_view.h"
+#include "conn.h"
+
+namespace awfshim {
+
+void TraceDns(absl::string_view host, int family, absl::string_view mode, const addrinfo* answers, int rc);
+void TraceConnect(int fd, const sockaddr* addr, absl::string_view host, absl::string_view decision,
+                  absl::string_view reason, bool nonblocking);
+// The end of a handshake, open or failed (from c's fields).
+void TraceTunnel(const Conn& c);
+// An application that proxies itself: the target it asked for and what the proxy answered.
+void TraceAppTunnel(const Conn& c);
+void TraceTls(const Conn& c, absl::string_view sni, const std::vector<std::string>& alpn);
+void TraceClose(const Conn& c);
+
+// "ECONNREFUSED" for ECONNREFUSED.
+const char* ErrnoName(int err);
+std::string FormatAddr(const sockaddr* addr);
+
+}  // namespace awfshim

@@ -1,0 +1,27 @@
+// The pump: one background thread, started on the first non-blocking tunnel that cannot finish
+// its handshake at once. It moves every pending handshake forward as soon as its socket is
+// ready — even when the application never touches the fd (a server-speaks-first client that
+// only waits for input) — and fails the ones that outlive the timeout.
+#pragma once
+
+#include "conn.h"
+
+namespace awfshim {
+
+// c.mu held. Registers c until its handshake settles (or it is closed).
+void PumpWatch(Conn& c);
+// c.mu held.
+void PumpUnwatch(Conn& c);
+// c.mu held: the pending step changed (e.g. from POLLOUT to POLLIN).
+void PumpRearm(Conn& c);
+
+// The pump's epoll fd is one of the shim's own; the application moved a file onto its number.
+bool PumpOwnsFd(int fd);
+void PumpFdMoved(int new_fd);
+
+// fork()
+void PumpLockForFork();
+void PumpUnlockAfterFork();
+void PumpResetInChild();
+
+}  // namespace awfshim

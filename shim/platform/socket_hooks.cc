@@ -1,0 +1,340 @@
+// connect, getsockopt(SO_ERROR), getpeername.
+//
+// Where a connect goes (written down where it is decided):
+//  - a synthetic address: the routed name behind it is tunnelled; an unknown one is refused;
+//  - the proxy itself: direct; the application speaks CONNECT on its own (traced, untouched);
+//  - a bypassed address (loopback, NO_PROXY, AWF_SHIM_BYPASS): direct;
+//  - an address remembered for a routed name (AWF_SHIM_DNS=system): tunnelled by that name;
+//  - any other address when AWF_SHIM_ROUTE has `*`: tunnelled by the address literal (the proxy
+//    may refuse raw addresses: that is its decision);
+//  - otherwise direct.
+// A routed destination is never connected directly: a configuration error, an unresolvable
+// proxy or a non-stream socket refuses it.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "engine.h"
+#include "events.h"
+#include "inspect.h"
+#include "pump.h"
+#include "tunnel.h"
+
+namespace awfshim {
+namespace {
+
+enum class Decision { kTunnel, kDirect, kBypass, kAppProxied, kRefuse };
+
+struct Route {
+  Decision decision = Decision::kDirect;
+  std::string host;    // CONNECT target host for kTunnel
+  std::string reason;  // for the trace
+  int refuse_errno = ECONNREFUSED;  // what the application sees if it is refused
+};
+
+const char* DecisionName(Decision d) {
+  switch (d) {
+    case Decision::kTunnel:
+      return "tunnel";
+    case Decision::kDirect:
+      return "direct";
+    case Decision::kBypass:
+      return "bypass";
+    case Decision::kAppProxied:
+      return "direct";
+    case Decision::kRefuse:
+      return "refuse";
+  }
+  return "?";
+}
+
+uint16_t PortOf(const sockaddr* addr) {
+  return ntohs(addr->sa_family == AF_INET ? reinterpret_cast<const sockaddr_in*>(addr)->sin_port
+                                          : reinterpret_cast<const sockaddr_in6*>(addr)->sin6_port);
+}
+
+bool SameEndpoint(const sockaddr* a, const ProxyEndpoint& p) {
+  if (!p.error.empty() || p.len == 0) return false;
+  auto ka = AddrKey::From(a);
+  auto kp = AddrKey::From(reinterpret_cast<const sockaddr*>(&p.addr));
+  return ka && kp && *ka == *kp && PortOf(a) == PortOf(reinterpret_cast<const sockaddr*>(&p.addr));
+}
+
+Route Decide(const sockaddr* addr) {
+  const Engine& e = engine();
+  std::optional<AddrKey> key = AddrKey::From(addr);
+  if (NameBook::IsSynthetic(*key)) {
+    if (std::optional<std::string> name = e.book.NameFor(*key)) return {Decision::kTunnel, *name, "routed name"};
+    return {Decision::kRefuse, "", "synthetic address unknown to this process", EHOSTUNREACH};
+  }
+  if (e.settings.proxy && SameEndpoint(addr, ResolveProxy())) {
+    return {Decision::kAppProxied, "", "the application talks to the proxy itself"};
+  }
+  if (e.settings.rules.BypassesAddress(addr)) return {Decision::kBypass, "", "bypassed address"};
+  if (std::optional<std::string> name = e.book.NameFor(*key); name && e.settings.rules.RoutesName(*name)) {
+    return {Decision::kTunnel, *name, "address of a routed name"};
+  }
+  if (e.settings.rules.RoutesEverything()) return {Decision::kTunnel, key->ToString(), "route '*'"};
+  return {Decision::kDirect, "", "not routed"};
+}
+
+bool IsStreamSocket(int fd) {
+  int type = 0;
+  socklen_t len = sizeof type;
+  return real().getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+}
+
+// The proxy's address in a form `fd` can connect to; may replace the socket behind fd with one
+// of the proxy's family (same fd number, same flags).
+bool ProxyAddressFor(int fd, int socket_family, const ProxyEndpoint& p, sockaddr_storage* out, socklen_t* len,
+                     std::string* why) {
+  const sockaddr* pa = reinterpret_cast<const sockaddr*>(&p.addr);
+  if (pa->sa_family == socket_family) {
+    std::memcpy(out, &p.addr, p.len);
+    *len = p.len;
+    return true;
+  }
+  if (socket_family == AF_INET6 && pa->sa_family == AF_INET) {
+    int v6only = 0;
+    socklen_t l = sizeof v6only;
+    if (real().getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &l) == 0 && !v6only) {
+      auto* m = reinterpret_cast<sockaddr_in6*>(out);
+      std::memset(out, 0, sizeof *out);
+      m->sin6_family = AF_INET6;
+      m->sin6_port = reinterpret_cast<const sockaddr_in*>(pa)->sin_port;
+      m->sin6_addr.s6_addr[10] = m->sin6_addr.s6_addr[11] = 0xff;
+      std::memcpy(m->sin6_addr.s6_addr + 12, &reinterpret_cast<const sockaddr_in*>(pa)->sin_addr, 4);
+      *len = sizeof(sockaddr_in6);
+      return true;
+    }
+  }
+  // Another family: a fresh socket takes over the fd number.
+  int status = real().fcntl(fd, F_GETFL, nullptr);
+  int fdflags = real().fcntl(fd, F_GETFD, nullptr);
+  int fresh = socket(pa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fresh < 0 || status < 0 || fdflags < 0) {
+    *why = absl::StrCat("cannot make a socket for the proxy's address family: ", std::strerror(errno));
+    if (fresh >= 0) real().close(fresh);
+    return false;
+  }
+  real().fcntl(fresh, F_SETFL, reinterpret_cast<void*>(static_cast<intptr_t>(status & O_NONBLOCK)));
+  int rc = real().dup3(fresh, fd, (fdflags & FD_CLOEXEC) ? O_CLOEXEC : 0);
+  real().close(fresh);
+  if (rc < 0) {
+    *why = absl::StrCat("cannot replace the socket: ", std::strerror(errno));
+    return false;
+  }
+  std::memcpy(out, &p.addr, p.len);
+  *len = p.len;
+  return true;
+}
+
+int Refuse(int fd, const sockaddr* addr, const Route& r, bool nonblocking) {
+  TraceConnect(fd, addr, r.host, "refuse", r.reason, nonblocking);
+  errno = r.refuse_errno;
+  return -1;
+}
+
+int StartTunnel(int fd, const sockaddr* addr, Route route, bool nonblocking) {
+  const Settings& s = engine().settings;
+  if (s.refuse_routed()) {
+    route.reason = s.proxy ? "configuration errors: routed connections are refused (see the init event)"
+                           : "no usable proxy configured: routed connections are refused";
+    return Refuse(fd, addr, route, nonblocking);
+  }
+  if (!IsStreamSocket(fd)) {
+    route.reason = "not a stream socket: only TCP can be tunnelled";
+    route.refuse_errno = ENETUNREACH;
+    return Refuse(fd, addr, route, nonblocking);
+  }
+  const ProxyEndpoint& proxy = ResolveProxy();
+  sockaddr_storage proxy_addr;
+  socklen_t proxy_len = 0;
+  std::string why = proxy.error;
+  if (!why.empty() || !ProxyAddressFor(fd, addr->sa_family, proxy, &proxy_addr, &proxy_len, &why)) {
+    route.reason = why;
+    return Refuse(fd, addr, route, nonblocking);
+  }
+  Conn* c = engine().pool.Acquire();
+  std::unique_lock<std::mutex> lock(c->mu);
+  c->fd = fd;
+  c->kind = ConnKind::kTunnel;
+  c->host = route.host;
+  c->port = PortOf(addr);
+  std::memcpy(&c->peer, addr, addr->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6));
+  c->peer_len = addr->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  c->nonblocking = nonblocking;
+  std::string authority = route.host.find(':') != std::string::npos ? absl::StrCat("[", route.host, "]:", c->port)
+                                                                     : absl::StrCat(route.host, ":", c->port);
+  c->request = BuildConnectRequest(authority, s.proxy->user, s.proxy->password);
+  c->phase.store(Phase::kProxyConnecting);
+  c->inspecting = WantsInspection(ConnKind::kTunnel, c->port);
+  c->deadline_us = c->started_us + int64_t{s.timeout_ms} * 1000;
+  TrackConn(fd, c);
+  TraceConnect(fd, addr, route.host, "tunnel", route.reason, nonblocking);
+
+  int status = real().fcntl(fd, F_GETFL, nullptr);
+  if (!nonblocking) real().fcntl(fd, F_SETFL, reinterpret_cast<void*>(static_cast<intptr_t>(status | O_NONBLOCK)));
+  int rc = real().connect(fd, reinterpret_cast<sockaddr*>(&proxy_addr), proxy_len);
+  if (rc < 0 && errno != EINPROGRESS) {
+    FailTunnel(*c, errno, absl::StrCat("cannot reach the proxy: ", std::strerror(errno)));
+  } else if (nonblocking) {
+    Advance(*c);
+    if (!Settled(*c)) PumpWatch(*c);
+  } else {
+    AdvanceUntilSettled(*c);
+  }
+  if (!nonblocking) real().fcntl(fd, F_SETFL, reinterpret_cast<void*>(static_cast<intptr_t>(status)));
+  c->RefreshFast();
+  if (c->phase.load() == Phase::kFailed) {
+    errno = c->error;
+    return -1;
+  }
+  if (nonblocking) {
+    errno = EINPROGRESS;
+    return -1;
+  }
+  return 0;
+}
+
+// Follows a direct connection for the trace (application-proxied, or a ClientHello on 443).
+void Observe(int fd, const sockaddr* addr, ConnKind kind) {
+  uint16_t port = PortOf(addr);
+  if (!WantsInspection(kind, port)) return;
+  Conn* c = engine().pool.Acquire();
+  std::lock_guard<std::mutex> lock(c->mu);
+  c->fd = fd;
+  c->kind = kind;
+  c->port = port;
+  c->host = FormatAddr(addr);
+  c->host = c->host.substr(0, c->host.rfind(':'));
+  c->phase.store(Phase::kOpen);
+  c->inspecting = true;
+  c->RefreshFast();
+  TrackConn(fd, c);
+}
+
+int ConnectRouted(int fd, const sockaddr* addr, socklen_t len, const Route& route) {
+  int fl = real().fcntl(fd, F_GETFL, nullptr);
+  bool nonblocking = fl >= 0 && (fl & O_NONBLOCK);
+  if (route.decision == Decision::kTunnel) return StartTunnel(fd, addr, route, nonblocking);
+  if (route.decision == Decision::kRefuse) return Refuse(fd, addr, route, nonblocking);
+  TraceConnect(fd, addr, route.host, DecisionName(route.decision), route.reason, nonblocking);
+  int rc = real().connect(fd, addr, len);
+  if (rc == 0 || errno == EINPROGRESS) {
+    int saved = errno;
+    Observe(fd, addr, route.decision == Decision::kAppProxied ? ConnKind::kAppProxied : ConnKind::kObserved);
+    errno = saved;
+  }
+  return rc;
+}
+
+// A second connect() on a tunnelled fd, as event loops do to poll a pending connect.
+int ConnectAgain(Conn& c) {
+  std::lock_guard<std::mutex> lock(c.mu);
+  Advance(c);
+  c.RefreshFast();
+  switch (c.phase.load()) {
+    case Phase::kOpen:
+      errno = EISCONN;
+      break;
+    case Phase::kFailed:
+      errno = c.error;
+      break;
+    default:
+      errno = EALREADY;
+  }
+  return -1;
+}
+
+int Connect(int fd, const sockaddr* addr, socklen_t len) {
+  if (tl_in_shim || len < sizeof(sockaddr_in) || (addr->sa_family == AF_INET6 && len < sizeof(sockaddr_in6))) {
+    return real().connect(fd, addr, len);
+  }
+  if (Conn* c = ConnFor(fd); c && c->kind == ConnKind::kTunnel) return ConnectAgain(*c);
+  ShimScope scope;
+  return ConnectRouted(fd, addr, len, Decide(addr));
+}
+
+int Getsockopt(int fd, int level, int opt, void* val, socklen_t* len) {
+  Conn* c = ConnFor(fd);
+  if (!c || c->kind != ConnKind::kTunnel || level != SOL_SOCKET || opt != SO_ERROR || !val || !len ||
+      *len < sizeof(int)) {
+    return real().getsockopt(fd, level, opt, val, len);
+  }
+  std::lock_guard<std::mutex> lock(c->mu);
+  // The application asks whether its connect finished: the first sign of writability, so the
+  // CONNECT request goes out now if it has not already.
+  Advance(*c);
+  if (c->watched) PumpRearm(*c);
+  c->RefreshFast();
+  if (c->phase.load() == Phase::kFailed) {
+    *static_cast<int*>(val) = c->error;
+    *len = sizeof(int);
+    return 0;
+  }
+  return real().getsockopt(fd, level, opt, val, len);
+}
+
+int Getpeername(int fd, sockaddr* addr, socklen_t* len) {
+  Conn* c = ConnFor(fd);
+  if (!c || c->kind != ConnKind::kTunnel || !addr || !len) return real().getpeername(fd, addr, len);
+  std::lock_guard<std::mutex> lock(c->mu);
+  if (c->phase.load() == Phase::kFailed) {
+    errno = ENOTCONN;
+    return -1;
+  }
+  std::memcpy(addr, &c->peer, std::min<socklen_t>(*len, c->peer_len));
+  *len = c->peer_len;
+  return 0;
+}
+
+}  // namespace
+
+bool ConnectIfRouted(int fd, const sockaddr* addr, socklen_t len) {
+  ShimScope scope;
+  Route route = Decide(addr);
+  if (route.decision != Decision::kTunnel && route.decision != Decision::kRefuse) return false;
+  ConnectRouted(fd, addr, len, route);
+  return true;
+}
+
+const ProxyEndpoint& ResolveProxy() {
+  Engine& e = engine();
+  std::lock_guard<std::mutex> lock(e.proxy_mu);
+  if (e.proxy_endpoint) return *e.proxy_endpoint;
+  ProxyEndpoint p;
+  const ProxyUrl& url = *e.settings.proxy;
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  std::string port = absl::StrCat(url.port);
+  int rc;
+  {
+    ShimScope scope;
+    rc = real().getaddrinfo(url.host.c_str(), port.c_str(), &hints, &res);
+  }
+  if (rc != 0 || !res) {
+    p.error = absl::StrCat("cannot resolve the proxy '", url.host, "': ", gai_strerror(rc));
+  } else {
+    std::memcpy(&p.addr, res->ai_addr, res->ai_addrlen);
+    p.len = res->ai_addrlen;
+    freeaddrinfo(res);
+  }
+  e.proxy_endpoint = p;
+  return *e.proxy_endpoint;
+}
+
+void InstallSocketHooks(awf_functions& hooks) {
+  hooks.connect = Connect;
+  hooks.getsockopt = Getsockopt;
+  hooks.getpeername = Getpeername;
+}
+
+}  // namespace awfshim

@@ -1,0 +1,89 @@
+"""Network fixtures for the routing tests, all on loopback inside the test namespace: a test CA,
+TLS and plain upstreams standing in for the tenant's hosts, the fault-injecting CONNECT proxy,
+and a real Squid set up like the firewall's."""
+import json
+import os
+import subprocess
+import time
+
+from harness import FIXTURES, PYTHON
+
+SLUG = "contoso-aw"
+TENANT = f"{SLUG}.ghe.com"
+API = f"api.{TENANT}"
+COPILOT_API = f"copilot-api.{TENANT}"
+UPSTREAM_IP = "127.0.0.2"    # the tenant's hosts, HTTPS on 443 (+ echo on 7000, greeting on 7001)
+ECHO_PORT, GREETING_PORT = 7000, 7001
+
+
+def wait_for_file(path, proc, timeout=20):
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if proc.poll() is not None:
+            raise RuntimeError(f"fixture exited early ({proc.returncode}): {proc.stderr.read() if proc.stderr else ''}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"fixture did not start: {path}")
+        time.sleep(0.02)
+    with open(path) as f:
+        return f.read().split()
+
+
+class Process:
+    """A fixture server as a child process, stopped with SIGTERM."""
+
+    def __init__(self, argv, port_file):
+        self.argv, self.port_file = argv, port_file
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.ports = wait_for_file(self.port_file, self.proc)
+        return self
+
+    def __exit__(self, *a):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def make_ca(directory, names):
+    subprocess.run([os.path.join(FIXTURES, "testca.sh"), directory, *names], check=True, timeout=60)
+    return os.path.join(directory, "ca.pem")
+
+
+def upstream(work, name, listens, mode="http", tls_dir=None, log=None):
+    argv = [PYTHON, os.path.join(FIXTURES, "upstream.py"), "--mode", mode,
+            "--port-file", os.path.join(work, f"{name}.ports")]
+    for listen in listens:
+        argv += ["--listen", listen]
+    if tls_dir:
+        argv += ["--tls", os.path.join(tls_dir, "server.pem"), os.path.join(tls_dir, "server.key")]
+    if log:
+        argv += ["--log", log]
+    return Process(argv, os.path.join(work, f"{name}.ports"))
+
+
+def connect_proxy(work, name="proxy", listen="127.0.0.1:0", maps=(), fault=None, faults_for=(), auth=None):
+    log = os.path.join(work, f"{name}.log")
+    argv = [PYTHON, os.path.join(FIXTURES, "connect_proxy.py"), "--listen", listen,
+            "--port-file", os.path.join(work, f"{name}.port"), "--log", log]
+    for m in maps:
+        argv += ["--map", m]
+    if fault:
+        argv += ["--fault", fault]
+    for f in faults_for:
+        argv += ["--faults-for", f]
+    if auth:
+        argv += ["--auth", auth]
+    p = Process(argv, os.path.join(work, f"{name}.port"))
+    p.log = log
+    return p
+
+
+def proxy_log(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]

@@ -1,0 +1,202 @@
+"""Routing through the egress proxy by host name, with real clients that know nothing about
+proxies (curl, python3, Node.js, a C client driving blocking, poll and edge-triggered epoll
+sockets), through a real Squid set up like the firewall's and a fault-injecting proxy."""
+import json
+import os
+import shutil
+import socket
+import tempfile
+import unittest
+
+import net
+from harness import FRONT, PROGRAMS, PYTHON, TempDirTest, read_trace, run, shim_env
+from squid import Squid
+
+NETCLIENT = os.path.join(PROGRAMS, "netclient")
+W = None          # module scratch dir
+CA = None         # test CA file
+SQUID = None
+_stack = []
+
+
+def setUpModule():
+    global W, CA, SQUID
+    W = tempfile.mkdtemp(prefix="awfshim-routing-", dir="/tmp")
+    os.chmod(W, 0o755)
+    CA = net.make_ca(os.path.join(W, "ca"), [net.API, net.COPILOT_API, "plain.example"])
+    tls = os.path.join(W, "ca")
+    for name, listens, mode, tls_dir in [
+        ("https", [f"{net.UPSTREAM_IP}:443", "[::1]:443"], "http", tls),
+        ("echo", [f"{net.UPSTREAM_IP}:{net.ECHO_PORT}"], "echo", None),
+        ("greeting", [f"{net.UPSTREAM_IP}:{net.GREETING_PORT}"], "greeting", None),
+    ]:
+        _stack.append(net.upstream(W, name, listens, mode, tls_dir, log=os.path.join(W, f"{name}.log")).__enter__())
+    SQUID = Squid(os.path.join(W, "squid"), port=3128, allow=[f".{net.TENANT}"],
+                  hosts={net.API: net.UPSTREAM_IP, net.COPILOT_API: net.UPSTREAM_IP},
+                  extra_ports=[net.ECHO_PORT, net.GREETING_PORT]).start()
+
+
+def tearDownModule():
+    SQUID.stop(fast=True)
+    for p in reversed(_stack):
+        p.__exit__(None, None, None)
+    shutil.rmtree(W, ignore_errors=True)
+
+
+def upstream_requests():
+    path = os.path.join(W, "https.log")
+    return [json.loads(l) for l in open(path)] if os.path.exists(path) else []
+
+
+class RoutingTest(TempDirTest):
+    proxy_url = "http://127.0.0.1:3128"
+
+    def env(self, **extra):
+        self.trace = self.path("trace.jsonl")
+        base = dict(AWF_SHIM="1", AWF_SHIM_PROXY=self.proxy_url, GH_HOST=net.TENANT, AWF_SHIM_TRACE=self.trace,
+                    SSL_CERT_FILE=CA, NODE_EXTRA_CA_CERTS=CA)
+        base.update(extra)
+        return shim_env(**base)
+
+    def events(self, ev=None):
+        return [e for e in read_trace(self.trace) if ev is None or e["ev"] == ev]
+
+    def squid_connects(self, target):
+        return [e for e in SQUID.parse_access_log() if e["method"] == "CONNECT" and e["url"] == target]
+
+
+class RealClientsThroughSquid(RoutingTest):
+    def assert_tunnelled(self, r, path):
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        body = json.loads(r.stdout.strip().splitlines()[-1])
+        self.assertEqual((body["host"], body["sni"], body["path"]), (net.API, net.API, path))
+        entries = SQUID.wait_for_log(lambda e: e["method"] == "CONNECT" and e["url"] == f"{net.API}:443"
+                                     and e.get("user_agent") is not None, count=1, timeout=15)
+        self.assertTrue(any(e["status"] == 200 and e["squid_status"].startswith("TCP_TUNNEL") for e in entries))
+        tunnels = self.events("tunnel")
+        self.assertTrue(any(t["target"] == f"{net.API}:443" and t["status"] == 200 and t["result"] == "open"
+                            for t in tunnels), tunnels)
+
+    def test_curl(self):
+        r = run(["curl", "-sS", "--cacert", CA, f"https://{net.API}/curl"], env=self.env())
+        self.assert_tunnelled(r, "/curl")
+        dns = self.events("dns")[0]
+        self.assertEqual((dns["host"], dns["mode"]), (net.API, "fake"))
+        self.assertTrue(dns["addrs"][0].startswith("198.1"))
+        connect = self.events("connect")[0]
+        self.assertEqual((connect["decision"], connect["host"]), ("tunnel", net.API))
+        tls = self.events("tls")[0]
+        self.assertEqual(tls["sni"], net.API)
+        close = self.events("close")[0]
+        self.assertGreater(close["bytes_out"], 500)
+        self.assertGreater(close["bytes_in"], 500)
+
+    def test_python_urllib(self):
+        code = f"import urllib.request; print(urllib.request.urlopen('https://{net.API}/py').read().decode())"
+        self.assert_tunnelled(run([PYTHON, "-c", code], env=self.env()), "/py")
+
+    def test_node_https_get(self):
+        code = (f"require('https').get('https://{net.API}/node', r => {{ let d = ''; r.on('data', c => d += c);"
+                " r.on('end', () => console.log(d)); }).on('error', e => { console.error(e.message); process.exit(1); })")
+        self.assert_tunnelled(run(["node", "-e", code], env=self.env()), "/node")
+
+    def test_curl_ipv6_only(self):
+        r = run(["curl", "-6", "-sS", "--cacert", CA, f"https://{net.API}/six"], env=self.env())
+        self.assert_tunnelled(r, "/six")
+        self.assertIn(":", self.events("connect")[0]["addr"].split("]")[0])
+
+    def test_c_client_blocking_poll_and_edge_triggered_epoll(self):
+        for mode in ("blocking", "poll", "epoll"):
+            r = run([NETCLIENT, mode, net.API, str(net.ECHO_PORT)], env=self.env())
+            self.assertEqual(json.loads(r.stdout)["ok"], True, f"{mode}: {r.stdout} {r.stderr}")
+        entries = SQUID.wait_for_log(lambda e: e["url"] == f"{net.API}:{net.ECHO_PORT}", count=3)
+        self.assertGreaterEqual(len(entries), 3)
+
+    def test_server_speaks_first(self):
+        for mode in ("blocking", "poll", "epoll"):
+            r = run([NETCLIENT, mode, net.API, str(net.GREETING_PORT), "--server-first"], env=self.env())
+            self.assertEqual(json.loads(r.stdout)["ok"], True, f"{mode}: {r.stdout} {r.stderr}")
+
+    def test_squid_denies_a_host_outside_its_allowlist(self):
+        env = self.env(AWF_SHIM_ROUTE=f"*.{net.TENANT},evil.example")
+        r = run(["curl", "-sS", "--cacert", CA, "https://evil.example/x"], env=env)
+        self.assertEqual(r.returncode, 7, r.stderr)  # CURLE_COULDNT_CONNECT
+        tunnel = self.events("tunnel")[0]
+        self.assertEqual((tunnel["status"], tunnel["squid_error"], tunnel["errno"]),
+                         (403, "ERR_ACCESS_DENIED 0", "ECONNREFUSED"))
+
+    def test_squid_denies_raw_addresses_when_everything_is_routed(self):
+        # 192.0.2.10 (TEST-NET-1) is only ever named to Squid on loopback; Squid refuses raw IPs.
+        r = run(["curl", "-sS", "-m", "20", "https://192.0.2.10/"], env=self.env(AWF_SHIM_ROUTE="*"))
+        self.assertNotEqual(r.returncode, 0)
+        tunnel = self.events("tunnel")[0]
+        self.assertEqual((tunnel["target"], tunnel["status"]), ("192.0.2.10:443", 403))
+        denied = SQUID.wait_for_log(lambda e: e["url"] == "192.0.2.10:443", count=1)
+        self.assertEqual(denied[0]["squid_status"], "TCP_DENIED")
+
+    def test_application_that_proxies_itself_is_not_tunnelled_twice(self):
+        env = self.env(HTTPS_PROXY=self.proxy_url)
+        before = len(self.squid_connects(f"{net.API}:443"))
+        r = run(["curl", "-sS", "--cacert", CA, f"https://{net.API}/self"], env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["path"], "/self")
+        tunnels = self.events("tunnel")
+        self.assertEqual(len(tunnels), 1, tunnels)
+        self.assertEqual((tunnels[0]["by"], tunnels[0]["target"], tunnels[0]["status"]),
+                         ("application", f"{net.API}:443", 200))
+        self.assertEqual(self.events("connect")[0]["reason"], "the application talks to the proxy itself")
+        entries = SQUID.wait_for_log(lambda e: e["url"] == f"{net.API}:443", count=before + 1)
+        self.assertEqual(len(entries), before + 1, "exactly one CONNECT reached Squid")
+
+    def test_getpeername_reports_the_address_asked_for(self):
+        code = (f"import socket; a = socket.getaddrinfo('{net.API}', {net.ECHO_PORT}, socket.AF_INET)[0][4];"
+                "s = socket.create_connection(a); print(a, s.getpeername())")
+        r = run([PYTHON, "-c", code], env=self.env())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        asked, peer = r.stdout.strip().split(") (")
+        self.assertEqual(asked + ")", "(" + peer)
+
+
+class FakeDns(RoutingTest):
+    CODE = ("import socket, sys; fam = {'4': socket.AF_INET, '6': socket.AF_INET6, 'any': 0}[sys.argv[1]];"
+            "print([ (a[0].name, a[4][0]) for a in socket.getaddrinfo(sys.argv[2], 443, fam, socket.SOCK_STREAM)])")
+
+    def lookup(self, family, name=net.API, **env):
+        r = run([PYTHON, "-c", self.CODE, family, name], env=self.env(**env))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return eval(r.stdout)
+
+    def test_requested_family_only(self):
+        v6 = self.lookup("6")
+        self.assertEqual([f for f, _ in v6], ["AF_INET6"])
+        self.assertTrue(v6[0][1].startswith("fd77:6166:7368:696d:"))
+        v4 = self.lookup("4")
+        self.assertEqual([f for f, _ in v4], ["AF_INET"])
+        self.assertTrue(v4[0][1].startswith("198.18.") or v4[0][1].startswith("198.19."))
+
+    def test_unspecified_family_puts_the_proxys_family_first(self):
+        self.assertEqual([f for f, _ in self.lookup("any")], ["AF_INET", "AF_INET6"])
+        self.assertEqual([f for f, _ in self.lookup("any", AWF_SHIM_PROXY="http://[::1]:3128")], ["AF_INET6", "AF_INET"])
+
+    def test_addresses_agree_across_processes(self):
+        self.assertEqual(self.lookup("any"), self.lookup("any"))
+        self.assertNotEqual(self.lookup("any"), self.lookup("any", name=net.COPILOT_API))
+
+    def test_unrouted_names_are_left_to_libc(self):
+        self.assertEqual(self.lookup("4", name="localhost"), [("AF_INET", "127.0.0.1")])
+        self.assertEqual(self.events("dns")[-1]["mode"], "passthrough")
+
+    def test_gethostbyname_and_getnameinfo(self):
+        code = (f"import socket; ip = socket.gethostbyname('{net.API}'); print(ip);"
+                f"print(socket.getnameinfo((ip, 443), 0)[0]);"
+                f"print(socket.gethostbyname_ex('{net.API}')[2])")
+        r = run([PYTHON, "-c", code], env=self.env())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        ip, name, addrs = r.stdout.split("\n")[:3]
+        self.assertTrue(ip.startswith("198.1"))
+        self.assertEqual(name, net.API)
+        self.assertEqual(eval(addrs), [ip])
+
+
+if __name__ == "__main__":
+    unittest.main()
