@@ -153,7 +153,8 @@ class Loading(TempDirTest):
         pid = r.stdout.split()[0]
         self.assertIn("libawfshim-core.so", r.stdout)
         events = read_trace(trace.replace("%p", pid))
-        self.assertEqual([e["ev"] for e in events], ["init"])
+        self.assertEqual([e["ev"] for e in events], ["init", "dns"])
+        self.assertEqual((events[1]["host"], events[1]["mode"]), ("localhost", "passthrough"))
         init = events[0]
         self.assertEqual(init["settings"]["proxy"], "http://user:***@127.0.0.1:3128")
         self.assertIn("*.contoso-aw.ghe.com", init["settings"]["route"])

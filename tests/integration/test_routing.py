@@ -120,7 +120,9 @@ class RealClientsThroughSquid(RoutingTest):
     def test_squid_denies_a_host_outside_its_allowlist(self):
         env = self.env(AWF_SHIM_ROUTE=f"*.{net.TENANT},evil.example")
         r = run(["curl", "-sS", "--cacert", CA, "https://evil.example/x"], env=env)
-        self.assertEqual(r.returncode, 7, r.stderr)  # CURLE_COULDNT_CONNECT
+        # Non-blocking: the refusal shows at connect (7) or, if curl already wrote its ClientHello
+        # before Squid answered, at the first read (35): either way a refused connection.
+        self.assertIn(r.returncode, (7, 35), r.stderr)
         tunnel = self.events("tunnel")[0]
         self.assertEqual((tunnel["status"], tunnel["squid_error"], tunnel["errno"]),
                          (403, "ERR_ACCESS_DENIED 0", "ECONNREFUSED"))
