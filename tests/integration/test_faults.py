@@ -223,3 +223,39 @@ class FdLifetime(FaultTest):
                     "os.write(w, b'x'); assert os.read(s.fileno(), 1) == b'x'\n")
         closes = [e for e in read_trace(self.trace) if e["ev"] == "close"]
         self.assertEqual(len(closes), 1, closes)
+
+
+class SocketFamiliesAndFastOpen(FaultTest):
+    """IPv4 sockets reach an IPv6 proxy and IPv6-only sockets an IPv4 one (a socket of the proxy's
+    family takes over the fd); MSG_FASTOPEN is routed like connect."""
+
+    CODE = (
+        "import socket, sys\n"
+        "family = {'4': socket.AF_INET, '6': socket.AF_INET6}[sys.argv[1]]\n"
+        f"addr = socket.getaddrinfo('ok.{DOMAIN}', {net.ECHO_PORT}, family, socket.SOCK_STREAM)[0][4]\n"
+        "s = socket.socket(family, socket.SOCK_STREAM)\n"
+        "s.settimeout(20)\n"
+        "if sys.argv[2] == 'v6only': s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)\n"
+        "if sys.argv[2] == 'fastopen':\n"
+        "    s.sendto(b'PING\\n', socket.MSG_FASTOPEN, addr)\n"
+        "else:\n"
+        "    s.connect(addr); s.sendall(b'PING\\n')\n"
+        "assert s.recv(5) == b'PING\\n'\n"
+        "print(s.getpeername()[0] == addr[0])\n")
+
+    def exchange(self, proxy, family, how):
+        r = run(["/usr/bin/python3", "-c", self.CODE, family, how], env=self.env(proxy), timeout=60)
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "True"), r.stderr)
+
+    def test_ipv4_socket_through_an_ipv6_proxy(self):
+        with net.connect_proxy(self.dir, name="v6proxy", listen="[::1]:0", maps=[f"*={net.UPSTREAM_IP}"]) as p:
+            self.exchange(f"http://[::1]:{p.ports[0]}", "4", "plain")
+            self.assertEqual(len(net.proxy_log(p.log)), 1)
+
+    def test_ipv6_only_socket_through_an_ipv4_proxy(self):
+        self.exchange(None, "6", "v6only")
+        self.exchange(None, "6", "plain")
+
+    def test_msg_fastopen_is_tunnelled(self):
+        self.exchange(None, "4", "fastopen")
+        self.assertEqual([e["decision"] for e in read_trace(self.trace) if e["ev"] == "connect"], ["tunnel"])
