@@ -231,3 +231,26 @@ class BadConfiguration(TempDirTest):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RunWrapper(TempDirTest):
+    WRAPPER = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "awf-shim-run")
+
+    def test_switches_the_shim_on_and_appends_to_an_existing_preload(self):
+        other = self.path("other.so")
+        run(["cc", "-shared", "-fPIC", "-o", other, "-x", "c", "/dev/null"], check=True)
+        env = base_env(LD_PRELOAD=other, AWF_SHIM_LIB=FRONT)
+        r = run([self.WRAPPER, "--proxy", "http://127.0.0.1:3128", "--route", "*.example.com", "--trace", "stderr",
+                 "--", "sh", "-c", 'echo "$LD_PRELOAD|$AWF_SHIM|$AWF_SHIM_PROXY|$AWF_SHIM_ROUTE|$AWF_SHIM_TRACE"'],
+                env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout.strip(), f"{other} {FRONT}|1|http://127.0.0.1:3128|*.example.com|stderr")
+
+    def test_bad_flags_and_a_missing_library_are_clear_errors(self):
+        for argv, message in [(["--bogus", "--", "true"], "unknown option '--bogus'"),
+                              (["--proxy"], "--proxy needs a URL"),
+                              (["--lib", self.path("nope.so"), "--", "true"], "library not found"),
+                              (["--"], "no command given")]:
+            r = run([self.WRAPPER, *argv], env=base_env())
+            self.assertEqual(r.returncode, 2, argv)
+            self.assertIn(message, r.stderr)
