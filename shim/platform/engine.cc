@@ -127,6 +127,16 @@ void AfterForkInChild() {
   engine().proxy_mu.unlock();
 }
 
+// Long-lived clients (the Copilot CLI among them) exit without closing their connections: their
+// byte counts still belong in the trace. Conns are never freed, so reading them here is safe
+// even while other threads run on.
+__attribute__((destructor)) void TraceOpenConnectionsAtExit() {
+  if (!g_engine || !g_engine->trace.on()) return;
+  for (int fd = 0; fd <= g_engine->max_tracked_fd.load(); fd++) {
+    if (Conn* c = ConnFor(fd); c && c->fd == fd) TraceClose(*c, /*at_exit=*/true);
+  }
+}
+
 }  // namespace
 
 Engine& engine() { return *g_engine; }

@@ -108,13 +108,14 @@ void TraceTls(const Conn& c, absl::string_view sni, const std::vector<std::strin
   t.Emit(w);
 }
 
-void TraceClose(const Conn& c) {
+void TraceClose(const Conn& c, bool at_exit) {
   const Trace& t = engine().trace;
   if (!t.on()) return;
   JsonWriter w = t.Event("close");
   w.Field("fd", c.fd).Field("host", c.host).Field("port", static_cast<int>(c.port));
   w.Field("kind", c.kind == ConnKind::kTunnel ? "tunnel" : c.kind == ConnKind::kAppProxied ? "application-proxied" : "direct");
   w.Field("bytes_out", c.bytes_out.load()).Field("bytes_in", c.bytes_in.load());
+  if (at_exit) w.Field("open_at_exit", true);
   w.Key("ms").Double(static_cast<double>(MonotonicMicros() - c.started_us) / 1000.0, 3);
   t.Emit(w);
 }

@@ -16,7 +16,8 @@ void TraceTunnel(const Conn& c);
 // An application that proxies itself: the target it asked for and what the proxy answered.
 void TraceAppTunnel(const Conn& c);
 void TraceTls(const Conn& c, absl::string_view sni, const std::vector<std::string>& alpn);
-void TraceClose(const Conn& c);
+// `at_exit`: the process is exiting with the connection still open (it never closed it).
+void TraceClose(const Conn& c, bool at_exit = false);
 
 // "ECONNREFUSED" for ECONNREFUSED.
 const char* ErrnoName(int err);

@@ -1,4 +1,5 @@
-"""Runs the integration tests (every test_*.py here) and writes a JUnit report.
+"""Runs the integration and end-to-end tests (every test_*.py here and in ../e2e) and writes a
+JUnit report.
 
 Usage: run.py [--junit FILE] [-k PATTERN]... [modules...]
 Meant to run inside a private network namespace (scripts/test arranges it)."""
@@ -10,7 +11,9 @@ import unittest
 import xml.etree.ElementTree as ET
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+E2E = os.path.join(os.path.dirname(HERE), "e2e")
 sys.path.insert(0, HERE)
+sys.path.insert(0, E2E)
 
 
 class Recorder(unittest.TextTestResult):
@@ -77,7 +80,8 @@ def main():
     if args.modules:
         suite = unittest.TestSuite(loader.loadTestsFromName(m) for m in args.modules)
     else:
-        suite = loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE)
+        suite = unittest.TestSuite([loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE),
+                                    loader.discover(E2E, pattern="test_*.py", top_level_dir=E2E)])
     runner = unittest.TextTestRunner(resultclass=Recorder, verbosity=2, stream=sys.stdout)
     result = runner.run(suite)
     if args.junit:

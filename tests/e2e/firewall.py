@@ -1,0 +1,90 @@
+"""A firewall like AWF's, in the current (private) network namespace: a fake GHE.com
+data-residency tenant behind a real Squid whose allowlist names the hosts, and the real Copilot
+CLI run with or without the shim. Used by the end-to-end tests and by scripts/demo."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "fixtures"))
+
+import net  # noqa: E402
+from harness import BUILD, FRONT  # noqa: E402
+from squid import Squid  # noqa: E402
+
+TENANT_IP = "127.0.0.3"
+# A fake fine-grained PAT: recognisable, so the tests can prove it never reaches a trace.
+TOKEN = "github_pat_11E2E0TEST0" + "x" * 20 + "_FakeTokenForTheEndToEndTestsOnly0123456789abcdefghij"
+ANSWER = "Hello from the fake tenant, through the firewall."
+CLI_FLAGS = ["--model", "gpt-5-mini", "--allow-all-tools"]
+REDUCING_FLAGS = ["--no-auto-update", "--disable-client-telemetry", "--disable-builtin-mcps"]
+
+
+def install_copilot():
+    """The pinned CLI from npm (cached outside the repo); returns the path of `copilot`."""
+    out = subprocess.run([os.path.join(ROOT, "scripts", "lib", "install-copilot")], capture_output=True,
+                         text=True, timeout=1800)
+    if out.returncode != 0:
+        raise RuntimeError(f"install-copilot failed:\n{out.stdout}\n{out.stderr}")
+    return out.stdout.strip().splitlines()[-1]
+
+
+class Firewall:
+    def __init__(self, work, slug="contoso-aw", allow=None, copilot=None):
+        self.work, self.slug = work, slug
+        self.tenant = f"{slug}.ghe.com"
+        self.hosts = [self.tenant, f"api.{self.tenant}", f"copilot-api.{self.tenant}",
+                      f"copilot-telemetry-service.{self.tenant}", "api.github.com"]
+        # What AWF allows for a data-residency tenant, unless the test says otherwise.
+        self.allow = allow if allow is not None else self.hosts[:4]
+        self.copilot = copilot
+        self._procs = []
+
+    def __enter__(self):
+        os.makedirs(self.work, exist_ok=True)
+        os.chmod(self.work, 0o755)
+        ca_dir = os.path.join(self.work, "ca")
+        self.ca = net.make_ca(ca_dir, self.hosts)
+        self.tenant_log = os.path.join(self.work, "tenant.jsonl")
+        port_file = os.path.join(self.work, "tenant.ports")
+        argv = [os.path.join(BUILD, "tests", "e2e", "fake_tenant"), "--listen", f"{TENANT_IP}:443",
+                "--cert", os.path.join(ca_dir, "server.pem"), "--key", os.path.join(ca_dir, "server.key"),
+                "--slug", self.slug, "--log", self.tenant_log, "--port-file", port_file, "--answer", ANSWER]
+        self._procs.append(net.Process(argv, port_file).__enter__())
+        self.squid = Squid(os.path.join(self.work, "squid"), port=3128, allow=self.allow,
+                           hosts={h: TENANT_IP for h in self.hosts}).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.squid.stop(fast=True)
+        for p in reversed(self._procs):
+            p.__exit__(None, None, None)
+
+    def run_cli(self, prompt="say hi", shim=True, proxy_env=False, reduced=True, trace=None, timeout=180):
+        home = tempfile.mkdtemp(prefix="home-", dir=self.work)  # a fresh HOME: no cached answers
+        workdir = tempfile.mkdtemp(prefix="cwd-", dir=self.work)
+        # install-copilot's layout: DIR/node_modules/@github/copilot-linux-x64/copilot, DIR/pkg-cache
+        pkg_cache = os.path.join(self.copilot.split("/node_modules/")[0], "pkg-cache")
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8",
+               "COPILOT_PKG_CACHE_HOME": pkg_cache, "GH_HOST": self.tenant, "COPILOT_GITHUB_TOKEN": TOKEN,
+               "NODE_EXTRA_CA_CERTS": self.ca}
+        if shim:
+            env.update(AWF_SHIM="1", LD_PRELOAD=FRONT, AWF_SHIM_PROXY=self.squid.proxy_url)
+            if trace:
+                env["AWF_SHIM_TRACE"] = trace
+        if proxy_env:
+            env.update(HTTPS_PROXY=self.squid.proxy_url, HTTP_PROXY=self.squid.proxy_url,
+                       NO_PROXY="localhost,127.0.0.1,::1")
+        argv = [self.copilot, "-p", prompt, *CLI_FLAGS, *(REDUCING_FLAGS if reduced else [])]
+        return subprocess.run(argv, env=env, cwd=workdir, stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=timeout)
+
+    def tenant_requests(self):
+        if not os.path.exists(self.tenant_log):
+            return []
+        with open(self.tenant_log) as f:
+            return [json.loads(line) for line in f if line.strip()]
