@@ -14,7 +14,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever anything below changes shape; the engine refuses a front of another version. */
-#define AWF_ABI_VERSION 1
+#define AWF_ABI_VERSION 2
 
 #define AWF_HOOK(ret, name, params, args, when) typedef ret(*awf_##name##_fn) params;
 #define AWF_HOOK_CUSTOM(ret, name, params) typedef ret(*awf_##name##_fn) params;
@@ -39,6 +39,9 @@ struct awf_front_info {
   char *const *environ_at_start;    /* the environment as the process started (read once) */
   const char *exe;                  /* basename of the executable */
   const char *front_path;           /* where libawfshim.so was loaded from */
+  /* The next definition of a symbol after the front, also in libraries loaded RTLD_LOCAL since
+   * start; never loads anything. NULL when there is none. */
+  void *(*next_definition)(const char *name);
 };
 
 /* What the engine hands back. `fd_slots[fd]` is non-zero exactly when the engine keeps state for
@@ -47,6 +50,7 @@ struct awf_engine {
   struct awf_functions hooks;
   const uintptr_t *fd_slots;
   unsigned int fd_slot_count;
+  int tap_enabled; /* the SSL_* hooks go to the engine only when this is set */
 };
 
 /* The engine's only exported symbol. Returns NULL after writing one line to stderr if it cannot

@@ -24,6 +24,8 @@ class JsonWriter {
   JsonWriter& Double(double value, int decimals);
   JsonWriter& Bool(bool value);
   JsonWriter& Null();
+  // Already-serialized JSON from this writer (e.g. another JsonWriter's str()), inserted as is.
+  JsonWriter& Raw(absl::string_view json);
 
   // key + value in one call.
   JsonWriter& Field(absl::string_view key, absl::string_view value) { return Key(key).String(value); }

@@ -115,6 +115,12 @@ JsonWriter& JsonWriter::Bool(bool value) {
   return *this;
 }
 
+JsonWriter& JsonWriter::Raw(absl::string_view json) {
+  Separate();
+  out_.append(json.data(), json.size());
+  return *this;
+}
+
 JsonWriter& JsonWriter::Null() {
   Separate();
   out_.append("null");

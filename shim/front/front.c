@@ -7,6 +7,7 @@
  * AF_INET/AF_INET6 socket, never before: most of the tree (bash, git, ls) never does.
  */
 #include <dlfcn.h>
+#include <link.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -60,8 +61,45 @@ static void resolve_real_functions(void) {
 #undef AWF_HOOK_CUSTOM
 }
 
-/* A hook can run before the constructor (another library's constructor made the call). */
-#define AWF_REAL(name) (AWF_LIKELY(awf_real.name) ? awf_real.name : (resolve_real_functions(), awf_real.name))
+struct symbol_search {
+  const char *name;
+  void *found;
+};
+
+static int search_object(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  struct symbol_search *search = arg;
+  Dl_info self;
+  if (!info->dlpi_name[0] || !dladdr((void *)&search_object, &self) || strcmp(info->dlpi_name, self.dli_fname) == 0)
+    return 0; /* the executable (its own definitions are never interposed) or the front itself */
+  void *handle = dlopen(info->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
+  if (!handle) return 0;
+  search->found = dlsym(handle, search->name);
+  dlclose(handle); /* RTLD_NOLOAD took a reference */
+  return search->found != NULL;
+}
+
+/* The next definition of `name`. A library loaded with RTLD_LOCAL after start (Python's _ssl
+ * brings libssl that way) is outside RTLD_NEXT's reach: look through the loaded objects, never
+ * loading one. */
+static void *next_definition(const char *name) {
+  void *sym = dlsym(RTLD_NEXT, name);
+  if (sym) return sym;
+  struct symbol_search search = {name, NULL};
+  dl_iterate_phdr(search_object, &search);
+  return search.found;
+}
+
+/* A hook can run before the constructor (another library's constructor made the call), or find
+ * its library loaded only later. */
+static inline void *real_or_find(void **slot, const char *name) {
+  void *fn = __atomic_load_n(slot, __ATOMIC_RELAXED);
+  if (AWF_LIKELY(fn)) return fn;
+  fn = next_definition(name);
+  __atomic_store_n(slot, fn, __ATOMIC_RELAXED);
+  return fn;
+}
+#define AWF_REAL(name) ((awf_##name##_fn)real_or_find((void **)&awf_real.name, #name))
 
 static bool is_on(const char *v) {
   return v && (strcmp(v, "1") == 0 || strcasecmp(v, "on") == 0 || strcasecmp(v, "true") == 0);
@@ -156,6 +194,7 @@ static const struct awf_engine *open_engine(void) {
       .environ_at_start = g_environ_at_start,
       .exe = program_invocation_short_name,
       .front_path = front_path,
+      .next_definition = next_definition,
   };
   return attach(&info); /* on failure the engine has said why */
 }
@@ -201,11 +240,14 @@ static inline bool is_inet(const struct sockaddr *addr) {
 #define AWF_WHEN_LOOKUP() AWF_UNLIKELY(g_active && (loaded_engine() || load_engine()))
 #define AWF_WHEN_INET(addr) AWF_UNLIKELY(g_active && is_inet(addr) && (loaded_engine() || load_engine()))
 #define AWF_WHEN_FASTOPEN(flags, addr) AWF_UNLIKELY(((flags) & MSG_FASTOPEN) && AWF_WHEN_INET(addr))
+#define AWF_WHEN_TAP() AWF_UNLIKELY(loaded_engine() && g_engine->tap_enabled)
 
-#define AWF_HOOK(ret, name, params, args, when) \
-  AWF_EXPORT ret name params {                  \
-    if (when) return g_engine->hooks.name args; \
-    return AWF_REAL(name) args;                 \
+/* The engine calls the real function through the same table: it is resolved before the call. */
+#define AWF_HOOK(ret, name, params, args, when)             \
+  AWF_EXPORT ret name params {                              \
+    awf_##name##_fn real_fn = AWF_REAL(name);               \
+    if (when) return g_engine->hooks.name args;             \
+    return real_fn args;                                    \
   }
 #define AWF_HOOK_CUSTOM(ret, name, params)
 #include "awfshim/hooks.def"

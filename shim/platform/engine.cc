@@ -178,6 +178,7 @@ extern "C" __attribute__((visibility("default"))) const awf_engine* awfshim_engi
   auto* e = new Engine;
   g_engine = e;
   e->real = front->real;
+  e->next_definition = front->next_definition;
   e->exe = front->exe ? front->exe : "";
   e->settings = BuildSettings(CopyEnvironment(front->environ_at_start), ReadWholeFile);
   if (!e->fds.Init(TrackedFdLimit())) {
@@ -203,7 +204,9 @@ extern "C" __attribute__((visibility("default"))) const awf_engine* awfshim_engi
   InstallSocketHooks(g_hooks_table);
   InstallIoHooks(g_hooks_table);
   InstallFdHooks(g_hooks_table);
+  InstallTapHooks(g_hooks_table);
   g_published.hooks = g_hooks_table;
+  g_published.tap_enabled = TapEnabled();
   g_published.fd_slots = e->fds.raw();
   g_published.fd_slot_count = e->fds.size();
   return &g_published;

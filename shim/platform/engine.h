@@ -24,6 +24,7 @@ struct ProxyEndpoint {
 
 struct Engine {
   const awf_functions* real = nullptr;
+  void* (*next_definition)(const char* name) = nullptr;  // the front's symbol search
   std::string exe;
   Settings settings;  // frozen after attach
   Trace trace;
@@ -58,6 +59,9 @@ void InstallDnsHooks(awf_functions& hooks);
 void InstallSocketHooks(awf_functions& hooks);
 void InstallIoHooks(awf_functions& hooks);
 void InstallFdHooks(awf_functions& hooks);
+void InstallTapHooks(awf_functions& hooks);
+// The TLS tap runs where there is a trace to write to and AWF_SHIM_TAP is not off.
+bool TapEnabled();
 
 // The shim's own fds (the trace file, the pump's epoll): kept open when the application closes
 // fds in bulk, and moved aside when the application dup2()s onto one.

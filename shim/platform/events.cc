@@ -121,3 +121,43 @@ void TraceClose(const Conn& c, bool at_exit) {
 }
 
 }  // namespace awfshim
+
+namespace awfshim {
+
+static double Ms(int64_t from_us, int64_t to_us) {
+  return from_us && to_us >= from_us ? static_cast<double>(to_us - from_us) / 1000.0 : -1;
+}
+
+void TraceHttp(const HttpExchange& x, absl::string_view sni) {
+  const Trace& t = engine().trace;
+  if (!t.on()) return;
+  JsonWriter w = t.Event("http");
+  w.Field("host", x.host.empty() ? std::string(sni) : x.host).Field("sni", sni);
+  w.Field("method", x.method).Field("path", x.path).Field("status", x.status);
+  if (!x.content_type.empty()) w.Field("content_type", x.content_type);
+  if (!x.request_content_type.empty()) w.Field("request_content_type", x.request_content_type);
+  w.Field("req_bytes", x.request_body_bytes).Field("resp_bytes", x.response_body_bytes);
+  w.Key("ttfb_ms").Double(Ms(x.request_start_us, x.first_response_byte_us), 3);
+  w.Key("ms").Double(Ms(x.request_start_us, x.end_us), 3);
+  if (x.sse) w.Field("sse", true);
+  if (!x.body_summary_json.empty()) w.Key("request_summary").Raw(x.body_summary_json);
+  if (x.usage) {
+    w.Key("usage").BeginObject();
+    if (x.usage->input_tokens >= 0) w.Field("input_tokens", x.usage->input_tokens);
+    if (x.usage->output_tokens >= 0) w.Field("output_tokens", x.usage->output_tokens);
+    if (x.usage->total_tokens >= 0) w.Field("total_tokens", x.usage->total_tokens);
+    w.EndObject();
+  }
+  if (!x.problem.empty()) w.Field("problem", x.problem);
+  t.Emit(w);
+}
+
+void TraceHttp2(absl::string_view sni) {
+  const Trace& t = engine().trace;
+  if (!t.on()) return;
+  JsonWriter w = t.Event("http");
+  w.Field("host", sni).Field("sni", sni).Field("protocol", "h2").Field("problem", "HTTP/2 is not parsed");
+  t.Emit(w);
+}
+
+}  // namespace awfshim

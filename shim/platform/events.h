@@ -4,6 +4,7 @@
 #include <netdb.h>
 
 #include "absl/strings/string_view.h"
+#include "awfshim/http1.h"
 #include "conn.h"
 
 namespace awfshim {
@@ -18,6 +19,11 @@ void TraceAppTunnel(const Conn& c);
 void TraceTls(const Conn& c, absl::string_view sni, const std::vector<std::string>& alpn);
 // `at_exit`: the process is exiting with the connection still open (it never closed it).
 void TraceClose(const Conn& c, bool at_exit = false);
+
+// One HTTP/1.1 exchange seen through the TLS tap; `sni` names the host when Host is missing.
+void TraceHttp(const HttpExchange& x, absl::string_view sni);
+// The connection speaks HTTP/2: the tap reports it once and looks no further.
+void TraceHttp2(absl::string_view sni);
 
 // "ECONNREFUSED" for ECONNREFUSED.
 const char* ErrnoName(int err);

@@ -81,6 +81,26 @@ def main():
         print(f"{'python http.client via proxy, one process':44} {py_native:10.2f} {1:7.3f}")
         print(f"{'python http.client via shim, one process':44} {py_shim:10.2f} {py_shim / py_native:7.3f}")
 
+        # Bulk: 256 MiB downloads, best of 3 each, interleaved.
+        big = f"https://{net.API}/bytes/{256 * 1024 * 1024}"
+        trace = os.path.join(work, "bench-trace.jsonl")
+        runs = {"curl -x (native proxying)": (native_env, ["-x", squid.proxy_url]),
+                "curl via shim": (shim, []),
+                "curl via shim, trace + TLS tap": (dict(shim, AWF_SHIM_TRACE=trace), []),
+                "curl via shim, trace, AWF_SHIM_TAP=off": (dict(shim, AWF_SHIM_TRACE=trace, AWF_SHIM_TAP="off"), [])}
+        speeds = {k: 0.0 for k in runs}
+        for _ in range(3):
+            for label, (env, extra) in runs.items():
+                out = subprocess.run(["curl", "-s", "--http1.1", "-o", "/dev/null", "--cacert", ca, "-w", "%{speed_download}",
+                                      *extra, big], env=env, capture_output=True, text=True, timeout=300, check=True)
+                speeds[label] = max(speeds[label], float(out.stdout) / 2**20)
+        print(f"\n{'256 MiB download':44} {'MiB/s':>10} {'ratio':>7}")
+        base_speed = speeds["curl -x (native proxying)"]
+        for label, speed in speeds.items():
+            print(f"{label:44} {speed:10.0f} {base_speed / speed:7.3f}")
+        print("(ratio: time relative to native proxying; the tap's own target compares tap on with AWF_SHIM_TAP=off: "
+              f"{speeds['curl via shim, trace, AWF_SHIM_TAP=off'] / speeds['curl via shim, trace + TLS tap']:.3f})")
+
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,113 @@
+"""The TLS plaintext tap for clients that link OpenSSL dynamically (curl, python): the trace gets
+one `http` event per exchange — never a credential, never a body — with bounded memory."""
+import json
+import os
+import shutil
+import tempfile
+import unittest
+
+import net
+from harness import PYTHON, TempDirTest, read_trace, run, shim_env
+
+W = CA = PROXY = None
+_stack = []
+SECRET = "github_pat_11TAPTEST00" + "y" * 60
+
+
+def setUpModule():
+    global W, CA, PROXY
+    W = tempfile.mkdtemp(prefix="awfshim-tap-", dir="/tmp")
+    os.chmod(W, 0o755)
+    CA = net.make_ca(os.path.join(W, "ca"), [net.API])
+    _stack.append(net.upstream(W, "https", [f"{net.UPSTREAM_IP}:443"], "http", os.path.join(W, "ca")).__enter__())
+    PROXY = net.connect_proxy(W, maps=[f"*={net.UPSTREAM_IP}"]).__enter__()
+    _stack.append(PROXY)
+
+
+def tearDownModule():
+    for p in reversed(_stack):
+        p.__exit__(None, None, None)
+    shutil.rmtree(W, ignore_errors=True)
+
+
+class Tap(TempDirTest):
+    def env(self, **extra):
+        self.trace = self.path("trace.jsonl")
+        return shim_env(AWF_SHIM="1", AWF_SHIM_PROXY=f"http://127.0.0.1:{PROXY.ports[0]}", GH_HOST=net.TENANT,
+                        AWF_SHIM_TRACE=self.trace, SSL_CERT_FILE=CA, **extra)
+
+    def http_events(self):
+        return [e for e in read_trace(self.trace) if e["ev"] == "http"]
+
+    def curl(self, *args, **env):
+        r = run(["curl", "-sS", "--http1.1", "--cacert", CA, "-o", "/dev/null", *args], env=self.env(**env))
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_curl_request_and_response_heads_with_secrets_redacted(self):
+        self.curl(f"https://{net.API}/repos/x?access_token={SECRET}&per_page=100",
+                  "-H", f"Authorization: Bearer {SECRET}", "-H", "Cookie: session=abc")
+        [e] = self.http_events()
+        self.assertEqual((e["method"], e["host"], e["sni"], e["status"]), ("GET", net.API, net.API, 200))
+        self.assertEqual(e["path"], "/repos/x?access_token=***&per_page=100")
+        self.assertEqual(e["content_type"], "application/json")
+        self.assertGreater(e["resp_bytes"], 50)
+        self.assertGreaterEqual(e["ms"], e["ttfb_ms"])
+        text = open(self.trace).read()
+        self.assertNotIn(SECRET[len("github_pat_"):], text)
+        self.assertNotIn("session=abc", text)
+
+    def test_chat_request_body_is_summarized_never_copied(self):
+        body = json.dumps({"model": "gpt-5-mini", "stream": True, "max_tokens": 64,
+                           "messages": [{"role": "system", "content": "be brief"},
+                                        {"role": "user", "content": "the secret word is swordfish"}],
+                           "tools": [{"type": "function", "function": {"name": f"t{i}"}} for i in range(19)]})
+        self.curl(f"https://{net.API}/chat/completions", "-H", "Content-Type: application/json", "--data-binary", body)
+        [e] = self.http_events()
+        self.assertEqual((e["method"], e["path"], e["req_bytes"]), ("POST", "/chat/completions", len(body)))
+        self.assertEqual(e["request_summary"], {"model": "gpt-5-mini", "stream": True, "messages": 2, "tools": 19,
+                                                "max_tokens": 64})
+        self.assertNotIn("swordfish", open(self.trace).read())
+
+    def test_python_urllib_loads_libssl_after_start_and_is_still_tapped(self):
+        code = f"import urllib.request; urllib.request.urlopen('https://{net.API}/py').read()"
+        r = run([PYTHON, "-c", code], env=self.env())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual([(e["method"], e["path"], e["status"]) for e in self.http_events()], [("GET", "/py", 200)])
+
+    def test_keep_alive_connection_carries_several_exchanges(self):
+        self.curl(f"https://{net.API}/a", "-o", "/dev/null", f"https://{net.API}/b", "-o", "/dev/null",
+                  f"https://{net.API}/c")
+        self.assertEqual([e["path"] for e in self.http_events()], ["/a", "/b", "/c"])
+        self.assertEqual(len([e for e in read_trace(self.trace) if e["ev"] == "tunnel"]), 1)
+
+    def test_tap_off_records_no_http_events(self):
+        self.curl(f"https://{net.API}/quiet", AWF_SHIM_TAP="off")
+        self.assertEqual(self.http_events(), [])
+        self.assertTrue([e for e in read_trace(self.trace) if e["ev"] == "tunnel"])
+
+    def test_large_bodies_are_counted_with_bounded_memory(self):
+        upload = self.path("upload.bin")
+        with open(upload, "wb") as f:
+            f.write(os.urandom(10 * 1024 * 1024))
+        # curl under a python parent that reports the child's peak RSS.
+        code = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True);"
+                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+        def peak_kb(**env):
+            argv = ["curl", "-sS", "--http1.1", "--cacert", CA, "-o", "/dev/null",
+                    "--data-binary", f"@{upload}", f"https://{net.API}/upload",
+                    "--next", "--http1.1", "--cacert", CA, "-o", "/dev/null",
+                    f"https://{net.API}/chunked/{100 * 1024 * 1024}"]
+            r = run([PYTHON, "-c", code, *argv], env=self.env(**env), timeout=300)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return int(r.stdout.strip())
+        off = peak_kb(AWF_SHIM_TAP="off")
+        on = peak_kb()
+        events = self.http_events()
+        self.assertEqual([(e["path"], e["req_bytes"]) for e in events], [("/upload", 10 * 1024 * 1024),
+                                                                        (f"/chunked/{100 * 1024 * 1024}", 0)])
+        self.assertEqual(events[1]["resp_bytes"], 100 * 1024 * 1024)
+        self.assertLess(on - off, 8 * 1024, f"the tap's memory must not grow with the bodies (on {on} kB, off {off} kB)")
+
+
+if __name__ == "__main__":
+    unittest.main()
