@@ -1,14 +1,14 @@
 """scripts/demo, inside its private network namespace: a firewall like AWF's (real Squid, fake
 GHE.com data-residency tenant), the real Copilot CLI run through the shim, then a readable
 summary of what the trace and Squid saw."""
-import collections
 import os
 import shutil
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "e2e"))
 from firewall import Firewall  # noqa: E402
-from harness import read_trace  # noqa: E402
+from harness import BUILD  # noqa: E402
 
 
 def main():
@@ -28,7 +28,8 @@ def main():
         if r.returncode != 0:
             print(r.stderr.strip())
         print("-------------------------------\n")
-        summarize(read_trace(trace))
+        print("awf-shim-trace summary:")
+        subprocess.run([os.path.join(BUILD, "shim", "tools", "awf-shim-trace"), "summary", trace], check=False)
         # Squid logs a CONNECT when its tunnel closes: give it a moment after the CLI's exit.
         fw.squid.wait_for_log(lambda e: e["method"] == "CONNECT", count=2, timeout=5)
         print("\nSquid's access log (firewall format):")
@@ -37,30 +38,8 @@ def main():
         print("\nthe tenant saw (auth scheme and token kind only, never the token):")
         for q in fw.tenant_requests():
             print(f"  {q['status']} {q['method']:4} {q['host']}{q['path'].split('?')[0]}  auth={q['auth_scheme']} {q['token_kind']}")
-    print(f"\nfull trace: {trace}")
+    print(f"\nfull trace: {trace}  (awf-shim-trace timeline|errors|har {trace})")
     return r.returncode
-
-
-def summarize(events):
-    hosts = collections.OrderedDict()
-    for e in events:
-        if e["ev"] == "tunnel":
-            h = hosts.setdefault(e["target"], {"tunnels": collections.Counter(), "out": 0, "in": 0})
-            h["tunnels"][f"{e.get('status', '-')} {e['result']}" + (f" {e['squid_error']}" if e.get("squid_error") else "")] += 1
-        elif e["ev"] == "close" and e.get("kind") == "tunnel":
-            h = hosts.setdefault(f"{e['host']}:{e['port']}", {"tunnels": collections.Counter(), "out": 0, "in": 0})
-            h["out"] += e["bytes_out"]
-            h["in"] += e["bytes_in"]
-    pids = {(e["pid"], e["exe"]) for e in events}
-    print(f"trace: {len(events)} events from {len(pids)} process(es) that loaded the engine "
-          f"({', '.join(sorted({exe for _, exe in pids}))})")
-    print(f"{'host':48} {'tunnels (proxy status)':28} {'bytes out/in':>16}")
-    for host, h in hosts.items():
-        status = ", ".join(f"{n}× {s}" for s, n in h["tunnels"].items())
-        print(f"{host:48} {status:28} {h['out']:>7}/{h['in']:<8}")
-    errors = [e for e in events if e["ev"] == "error"]
-    for e in errors:
-        print(f"error: {e['where']}: {e['message']}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,270 @@
+#include "trace_event.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "awfshim/json_writer.h"
+
+
+namespace awfshim::tracetool {
+namespace {
+
+simdjson::simdjson_result<simdjson::dom::element> Field(const Event& e, std::string_view key) {
+  return e.obj.at_key(key);
+}
+
+bool Digits(std::string_view s, size_t pos, size_t n, int64_t* out) {
+  if (pos + n > s.size()) return false;
+  int64_t v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return true;
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
+  y -= m <= 2;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+void CivilFromDays(int64_t z, int64_t* y, int64_t* m, int64_t* d) {
+  z += 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const int64_t doe = z - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  *d = doy - (153 * mp + 2) / 5 + 1;
+  *m = mp + (mp < 10 ? 3 : -9);
+  *y = yoe + era * 400 + (*m <= 2);
+}
+
+int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+
+}  // namespace
+
+Ev EvFromName(std::string_view n) {
+  if (n == "connect") return Ev::kConnect;
+  if (n == "tunnel") return Ev::kTunnel;
+  if (n == "close") return Ev::kClose;
+  if (n == "dns") return Ev::kDns;
+  if (n == "tls") return Ev::kTls;
+  if (n == "http") return Ev::kHttp;
+  if (n == "init") return Ev::kInit;
+  if (n == "error") return Ev::kError;
+  return Ev::kUnknown;
+}
+
+std::string_view Str(const Event& e, std::string_view key, std::string_view def) {
+  std::string_view v;
+  return Field(e, key).get(v) == simdjson::SUCCESS ? v : def;
+}
+
+std::optional<int64_t> Int(const Event& e, std::string_view key) {
+  int64_t v;
+  if (Field(e, key).get(v) == simdjson::SUCCESS) return v;
+  double d;
+  if (Field(e, key).get(d) == simdjson::SUCCESS && d >= -9e18 && d <= 9e18) return static_cast<int64_t>(d);
+  return std::nullopt;
+}
+
+std::optional<double> Num(const Event& e, std::string_view key) {
+  double d;
+  if (Field(e, key).get(d) == simdjson::SUCCESS) return d;  // simdjson converts integers too
+  return std::nullopt;
+}
+
+bool Bool(const Event& e, std::string_view key) {
+  bool b = false;
+  return Field(e, key).get(b) == simdjson::SUCCESS && b;
+}
+
+bool Has(const Event& e, std::string_view key) { return Field(e, key).error() == simdjson::SUCCESS; }
+
+std::optional<double> Duration(const Event& e, std::string_view key) {
+  std::optional<double> v = Num(e, key);
+  return v && *v >= 0 ? v : std::nullopt;
+}
+
+bool UnparsedHttp(const Event& e) { return e.ev == Ev::kHttp && Str(e, "method").empty(); }
+
+bool ParseTs(std::string_view s, int64_t* us) {
+  // YYYY-MM-DDTHH:MM:SS[.f…]Z. Consecutive lines share the minute: it is parsed once.
+  static thread_local char cached[16];
+  static thread_local int64_t cached_us = INT64_MIN;
+  int64_t base, se;
+  if (s.size() < 20 || s[16] != ':' || !Digits(s, 17, 2, &se) || se > 60) return false;
+  if (cached_us != INT64_MIN && memcmp(cached, s.data(), 16) == 0) {
+    base = cached_us;
+  } else {
+    int64_t y, mo, d, h, mi;
+    if (!Digits(s, 0, 4, &y) || s[4] != '-' || !Digits(s, 5, 2, &mo) || s[7] != '-' || !Digits(s, 8, 2, &d) ||
+        (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || !Digits(s, 11, 2, &h) || s[13] != ':' ||
+        !Digits(s, 14, 2, &mi)) {
+      return false;
+    }
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59) return false;
+    base = (DaysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60) * 1000000;
+    memcpy(cached, s.data(), 16);
+    cached_us = base;
+  }
+  size_t i = 19;
+  int64_t frac = 0;
+  if (s[i] == '.') {
+    ++i;
+    int n = 0;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+      if (n < 6) frac = frac * 10 + (s[i] - '0');
+      ++n;
+      ++i;
+    }
+    if (n == 0 || n > 9) return false;
+    for (; n < 6; ++n) frac *= 10;
+  }
+  if (i + 1 != s.size() || (s[i] != 'Z' && s[i] != 'z')) return false;
+  *us = base + se * 1000000 + frac;
+  return true;
+}
+
+std::string TimeOfDay(int64_t us) {
+  const int64_t day_us = 86400LL * 1000000;
+  int64_t t = us - FloorDiv(us, day_us) * day_us;
+  char buf[32];
+  snprintf(buf, sizeof buf, "%02d:%02d:%02d.%06d", static_cast<int>(t / 3600000000LL),
+           static_cast<int>(t / 60000000 % 60), static_cast<int>(t / 1000000 % 60), static_cast<int>(t % 1000000));
+  return buf;
+}
+
+std::string Iso(int64_t us, int digits) {
+  const int64_t day_us = 86400LL * 1000000;
+  const int64_t days = FloorDiv(us, day_us);
+  const int64_t t = us - days * day_us;
+  int64_t y, m, d;
+  CivilFromDays(days, &y, &m, &d);
+  char buf[48];
+  const bool ms = digits <= 3;
+  snprintf(buf, sizeof buf, ms ? "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" : "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+           static_cast<int>(y), static_cast<int>(m), static_cast<int>(d), static_cast<int>(t / 3600000000LL),
+           static_cast<int>(t / 60000000 % 60), static_cast<int>(t / 1000000 % 60),
+           static_cast<int>(ms ? t % 1000000 / 1000 : t % 1000000));
+  return buf;
+}
+
+std::string_view HostOfTarget(std::string_view t) {
+  if (!t.empty() && t[0] == '[') {
+    size_t close = t.find(']');
+    return close == std::string_view::npos ? t.substr(1) : t.substr(1, close - 1);
+  }
+  size_t colon = t.rfind(':');
+  if (colon != std::string_view::npos && t.find(':') == colon) return t.substr(0, colon);
+  return t;
+}
+
+std::string_view EventHost(const Event& e) {
+  if (!e.hot.host.empty()) return HostOfTarget(e.hot.host);
+  if (!e.hot.target.empty()) return HostOfTarget(e.hot.target);
+  if (!e.hot.addr.empty()) return HostOfTarget(e.hot.addr);
+  return {};
+}
+
+std::string_view SquidErrorName(std::string_view s) {
+  size_t sp = s.find(' ');
+  return sp == std::string_view::npos ? s : s.substr(0, sp);
+}
+
+std::string Clean(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    bool c1 = c == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) < 0xa0 &&
+              static_cast<unsigned char>(s[i + 1]) >= 0x80;
+    if (c < 0x20 || c == 0x7f || c1) {
+      char buf[8];
+      snprintf(buf, sizeof buf, "\\x%02x", c1 ? static_cast<unsigned char>(s[++i]) : c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out;
+}
+
+size_t Width(std::string_view s) {
+  size_t n = 0;
+  for (char c : s) n += (static_cast<unsigned char>(c) & 0xc0) != 0x80;
+  return n;
+}
+
+std::string FormatMs(double ms) {
+  char buf[48];
+  snprintf(buf, sizeof buf, "%.3f", ms);
+  return buf;
+}
+
+void WriteNumber(JsonWriter& w, double v) {
+  if (!std::isfinite(v)) {
+    w.Null();
+    return;
+  }
+  if (v == std::floor(v) && std::fabs(v) < 9e15) {
+    w.Int(static_cast<int64_t>(v));
+    return;
+  }
+  int decimals = 1;
+  for (; decimals < 9; ++decimals) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%.*f", decimals, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  w.Double(v, decimals);
+}
+
+void WriteObject(JsonWriter& w, simdjson::dom::object o) {
+  w.BeginObject();
+  for (auto field : o) {
+    w.Key(A(field.key));
+    WriteValue(w, field.value);
+  }
+  w.EndObject();
+}
+
+void WriteValue(JsonWriter& w, simdjson::dom::element v) {
+  simdjson::dom::object o;
+  simdjson::dom::array a;
+  std::string_view s;
+  int64_t i;
+  uint64_t u;
+  double d;
+  bool b;
+  if (v.get(o) == simdjson::SUCCESS) {
+    WriteObject(w, o);
+  } else if (v.get(a) == simdjson::SUCCESS) {
+    w.BeginArray();
+    for (auto x : a) WriteValue(w, x);
+    w.EndArray();
+  } else if (v.get(s) == simdjson::SUCCESS) {
+    w.String(A(s));
+  } else if (v.get(i) == simdjson::SUCCESS) {
+    w.Int(i);
+  } else if (v.get(u) == simdjson::SUCCESS) {
+    WriteNumber(w, static_cast<double>(u));
+  } else if (v.get(d) == simdjson::SUCCESS) {
+    WriteNumber(w, d);
+  } else if (v.get(b) == simdjson::SUCCESS) {
+    w.Bool(b);
+  } else {
+    w.Null();
+  }
+}
+
+}  // namespace awfshim::tracetool

@@ -1,0 +1,394 @@
+#include "trace_reader.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <queue>
+
+
+namespace awfshim::tracetool {
+namespace {
+
+constexpr size_t kFirstCap = 256 << 10;
+constexpr size_t kMaxCap = 2 * Source::kMaxLine;
+
+const char* TypeName(simdjson::dom::element_type t) {
+  switch (t) {
+    case simdjson::dom::element_type::ARRAY: return "an array";
+    case simdjson::dom::element_type::STRING: return "a string";
+    case simdjson::dom::element_type::INT64:
+    case simdjson::dom::element_type::UINT64:
+    case simdjson::dom::element_type::DOUBLE: return "a number";
+    case simdjson::dom::element_type::BOOL: return "a boolean";
+    case simdjson::dom::element_type::NULL_VALUE: return "null";
+    default: return "not an object";
+  }
+}
+
+using simdjson::dom::element;
+
+void Get(element v, std::string_view* out) {
+  if (v.get(*out) != simdjson::SUCCESS) *out = {};
+}
+void Get(element v, int64_t* out) {
+  if (v.get(*out) != simdjson::SUCCESS) *out = 0;
+}
+void Get(element v, std::optional<int64_t>* out) {
+  int64_t i;
+  if (v.get(i) == simdjson::SUCCESS) *out = i;
+}
+void Get(element v, std::optional<double>* out) {
+  double d;
+  if (v.get(d) == simdjson::SUCCESS) *out = d;
+}
+void Get(element v, bool* out) {
+  bool b;
+  *out = v.get(b) == simdjson::SUCCESS && b;
+}
+
+// Stores a common field or one of Event::Hot; false for any other key. One pass over the object
+// this way is much cheaper than a lookup per field (each scans the object).
+bool TakeField(std::string_view k, element v, Event* e) {
+  Event::Hot& h = e->hot;
+  switch (k.size()) {
+    case 2:
+      if (k == "ev") return Get(v, &e->ev_name), true;
+      if (k == "ts") return Get(v, &e->ts), true;
+      if (k == "fd") return Get(v, &h.fd), true;
+      if (k == "ms") return Get(v, &h.ms), true;
+      if (k == "by") return Get(v, &h.by), true;
+      return false;
+    case 3:
+      if (k == "pid") return Get(v, &e->pid), true;
+      if (k == "tid") return Get(v, &e->tid), true;
+      if (k == "exe") return Get(v, &e->exe), true;
+      return false;
+    case 4:
+      if (k == "host") return Get(v, &h.host), true;
+      if (k == "addr") return Get(v, &h.addr), true;
+      if (k == "path") return Get(v, &h.path), true;
+      return false;
+    case 5:
+      if (k == "errno") return Get(v, &h.err), true;
+      if (k == "error") return h.has_error = true;
+      return false;
+    case 6:
+      if (k == "target") return Get(v, &h.target), true;
+      if (k == "result") return Get(v, &h.result), true;
+      if (k == "status") return Get(v, &h.status), true;
+      if (k == "method") return Get(v, &h.method), true;
+      return false;
+    case 8:
+      if (k == "decision") return Get(v, &h.decision), true;
+      if (k == "bytes_in") return Get(v, &h.bytes_in), true;
+      return false;
+    case 9:
+      if (k == "bytes_out") return Get(v, &h.bytes_out), true;
+      return false;
+    case 11:
+      if (k == "squid_error") return Get(v, &h.squid_error), true;
+      return false;
+    case 12:
+      if (k == "open_at_exit") return Get(v, &h.open_at_exit), true;
+      return false;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Source> Source::Open(const std::string& path, int index, std::string* error) {
+  if (path == "-") return std::unique_ptr<Source>(new Source("<stdin>", 0, index));
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    *error = Cat(path, ": ", strerror(errno));
+    return nullptr;
+  }
+  struct stat st;
+  if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    *error = Cat(path, ": is a directory");
+    close(fd);
+    return nullptr;
+  }
+  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  return std::unique_ptr<Source>(new Source(path, fd, index));
+}
+
+Source::Source(std::string name, int fd, int index)
+    : name_(std::move(name)), fd_(fd), index_(index), cap_(kFirstCap),
+      buf_(new char[kFirstCap + simdjson::SIMDJSON_PADDING]()) {
+  struct stat st;
+  regular_ = fstat(fd_, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+Source::~Source() {
+  if (fd_ > 0) close(fd_);
+}
+
+void Source::Report(uint64_t line, const std::string& reason) {
+  if (reports_ < kMaxReports) {
+    ++reports_;
+    fprintf(stderr, "%s:%llu: %s\n", name_.c_str(), static_cast<unsigned long long>(line), reason.c_str());
+  } else {
+    ++suppressed_;
+  }
+}
+
+void Source::ReportTotals() const {
+  const InputStats& s = stats_;
+  uint64_t skipped = s.unreadable + s.other_schema + s.unknown;
+  if (skipped == 0 && suppressed_ == 0) return;
+  std::string msg = Cat(name_, ": ", skipped, " of ", s.lines, " lines skipped:");
+  const char* sep = " ";
+  if (s.unreadable) {
+    Append(&msg, sep, s.unreadable, " unreadable");
+    sep = ", ";
+  }
+  if (s.other_schema) {
+    Append(&msg, sep, s.other_schema, " of another schema version");
+    sep = ", ";
+  }
+  if (s.unknown) {
+    Append(&msg, sep, s.unknown, s.unknown == 1 ? " unknown event (" : " unknown events (");
+    const char* sep2 = "";
+    for (const auto& [ev, n] : s.unknown_names) {
+      Append(&msg, sep2, Clean(ev), " ×", n);
+      sep2 = ", ";
+    }
+    msg += ")";
+  }
+  if (suppressed_) Append(&msg, "; ", suppressed_, " more not listed above");
+  fprintf(stderr, "%s\n", msg.c_str());
+}
+
+bool Source::Fill() {
+  if (begin_ > 0) {
+    memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  if (end_ == cap_) {
+    if (cap_ >= kMaxCap) return false;  // unreachable: longer lines are discarded first
+    size_t cap = std::min(cap_ * 2, kMaxCap);
+    std::unique_ptr<char[]> bigger(new char[cap + simdjson::SIMDJSON_PADDING]());
+    memcpy(bigger.get(), buf_.get(), end_);
+    buf_ = std::move(bigger);
+    cap_ = cap;
+  }
+  for (;;) {
+    ssize_t n = read(fd_, buf_.get() + end_, cap_ - end_);
+    if (n > 0) {
+      eof_seen_ = false;
+      end_ += static_cast<size_t>(n);
+      offset_ += n;
+      return true;
+    }
+    if (n < 0 && errno == EINTR) return false;  // a signal (SIGINT in --follow): look again later
+    if (n < 0) {
+      if (!read_failed_) fprintf(stderr, "%s: read error: %s\n", name_.c_str(), strerror(errno));
+      read_failed_ = true;
+      ++stats_.unreadable;
+      final_ = true;
+      return false;
+    }
+    // End of file: for good on a pipe; for now on a followed file. A followed file that shrank
+    // was truncated or replaced: start over.
+    eof_seen_ = true;
+    if (!regular_) final_ = true;
+    struct stat st;
+    if (!final_ && fstat(fd_, &st) == 0 && st.st_size < offset_) {
+      fprintf(stderr, "%s: the file shrank (truncated?): reading it again from the start\n", name_.c_str());
+      lseek(fd_, 0, SEEK_SET);
+      offset_ = 0;
+      begin_ = end_ = 0;
+      line_no_ = 0;
+      discarding_ = false;
+      continue;
+    }
+    return false;
+  }
+}
+
+Source::Result Source::Next(Event* e) {
+  for (;;) {
+    char* base = buf_.get();
+    const char* nl = static_cast<const char*>(memchr(base + begin_, '\n', end_ - begin_));
+    if (discarding_) {
+      if (nl != nullptr) {
+        begin_ = static_cast<size_t>(nl - base) + 1;
+        discarding_ = false;
+        continue;
+      }
+      begin_ = end_;
+    } else if (nl != nullptr) {
+      const char* p = base + begin_;
+      size_t len = static_cast<size_t>(nl - p);
+      begin_ += len + 1;
+      ++line_no_;
+      ++stats_.lines;
+      if (ParseLine(p, len, e)) return Result::kEvent;
+      continue;
+    } else if (end_ - begin_ > kMaxLine) {
+      ++line_no_;
+      ++stats_.lines;
+      ++stats_.unreadable;
+      Report(line_no_, Cat("line longer than ", kMaxLine >> 20, " MiB: skipped"));
+      discarding_ = true;
+      begin_ = end_;
+      continue;
+    }
+    if (Fill()) continue;
+    if (final_ && end_ > begin_ && !discarding_) {
+      // The last line has no newline: take it if it parses, else it was cut short.
+      const char* p = base + begin_;
+      size_t len = end_ - begin_;
+      begin_ = end_;
+      ++line_no_;
+      ++stats_.lines;
+      at_eof_ = true;
+      if (ParseLine(p, len, e)) return Result::kEvent;
+      continue;
+    }
+    return Result::kAgain;
+  }
+}
+
+bool Source::ParseLine(const char* p, size_t n, Event* e) {
+  size_t i = 0;
+  while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r')) ++i;
+  if (i == n) return false;  // blank line
+  simdjson::dom::element root;
+  if (auto err = parser_.parse(p, n, false).get(root); err) {
+    ++stats_.unreadable;
+    if (at_eof_) {
+      stats_.truncated_last = true;
+      at_eof_ = false;
+      Report(line_no_, Cat("truncated last line (no newline at the end of the file, ", n,
+                                    " bytes): skipped"));
+    } else {
+      Report(line_no_, Cat("not JSON (", simdjson::error_message(err), "): skipped"));
+    }
+    return false;
+  }
+  at_eof_ = false;
+  simdjson::dom::object obj;
+  if (root.get(obj) != simdjson::SUCCESS) {
+    ++stats_.unreadable;
+    Report(line_no_, Cat("not a JSON object (", TypeName(root.type()), "): skipped"));
+    return false;
+  }
+  e->obj = obj;
+  e->ev_name = {};
+  e->ts = {};
+  e->exe = {};
+  e->pid = e->tid = 0;
+  e->hot = Event::Hot();
+  bool has_schema = false;
+  simdjson::dom::element schema;
+  for (auto field : obj) {
+    if (!TakeField(field.key, field.value, e) && field.key == "schema") {
+      has_schema = true;
+      schema = field.value;
+    }
+  }
+  if (has_schema) {
+    int64_t v = 0;
+    if (schema.get(v) != simdjson::SUCCESS || v != kSchema) {
+      ++stats_.other_schema;
+      Report(line_no_, Cat("schema ", Clean(simdjson::minify(schema)), " (this tool reads schema ",
+                                    kSchema, "): skipped"));
+      return false;
+    }
+  }
+  if (e->ev_name.empty()) {
+    ++stats_.unreadable;
+    Report(line_no_, "no \"ev\" string: skipped");
+    return false;
+  }
+  if (!ParseTs(e->ts, &e->ts_us)) {
+    ++stats_.unreadable;
+    Report(line_no_, e->ts.empty() ? "no \"ts\" string: skipped"
+                                   : Cat("bad \"ts\" '", Clean(e->ts), "' (expected UTC like "
+                                                  "2026-11-28T17:38:44.123456Z): skipped"));
+    return false;
+  }
+  e->ev = EvFromName(e->ev_name);
+  if (e->ev == Ev::kUnknown) {
+    ++stats_.unknown;
+    std::string name(e->ev_name);
+    if (stats_.unknown_names.count(name) || stats_.unknown_names.size() < kMaxUnknownNames) {
+      ++stats_.unknown_names[name];
+    } else {
+      ++stats_.unknown_names["(others)"];
+    }
+    Report(line_no_, Cat("unknown event \"", Clean(e->ev_name), "\": skipped"));
+    return false;
+  }
+  e->source = index_;
+  e->line = line_no_;
+  ++stats_.events;
+  return true;
+}
+
+// ---- Merger ------------------------------------------------------------------------------------
+
+Merger::Merger(std::vector<std::unique_ptr<Source>> sources)
+    : sources_(std::move(sources)), heads_(sources_.size()), has_head_(sources_.size(), 0) {}
+
+bool Merger::Later::operator()(const std::pair<int64_t, int>& a, const std::pair<int64_t, int>& b) const {
+  return a > b;
+}
+
+void Merger::Pull(int i) {
+  if (sources_[i]->Next(&heads_[i]) == Source::Result::kEvent) {
+    has_head_[i] = 1;
+    heap_.push({heads_[i].ts_us, i});
+  } else {
+    has_head_[i] = 0;
+  }
+}
+
+void Merger::NewRound() {
+  for (size_t i = 0; i < sources_.size(); ++i) {
+    if (!has_head_[i] && static_cast<int>(i) != last_) Pull(static_cast<int>(i));
+  }
+}
+
+const Event* Merger::Next() {
+  if (last_ >= 0) {
+    int i = last_;
+    last_ = -1;
+    Pull(i);
+  }
+  if (heap_.empty()) return nullptr;
+  int i = heap_.top().second;
+  heap_.pop();
+  has_head_[i] = 0;
+  last_ = i;
+  return &heads_[i];
+}
+
+void Merger::set_final() {
+  for (auto& s : sources_) s->set_final();
+}
+
+bool Merger::all_done() const {
+  for (const auto& s : sources_) {
+    if (!s->done()) return false;
+  }
+  return true;
+}
+
+bool Merger::any_unreadable() const {
+  for (const auto& s : sources_) {
+    if (s->stats().unreadable > 0 || s->read_failed()) return true;
+  }
+  return false;
+}
+
+}  // namespace awfshim::tracetool

@@ -1,0 +1,108 @@
+// Streaming trace input: each Source reads one file (or stdin) in fixed-size blocks, splits it
+// into lines and parses each with simdjson's DOM parser in place (no copy); memory is the block
+// buffer plus the parser, whatever the file size. Bad lines are reported on stderr as
+// `FILE:LINE: reason` and skipped. Merger interleaves several sources by timestamp.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <queue>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "simdjson.h"
+#include "trace_event.h"
+
+namespace awfshim::tracetool {
+
+struct InputStats {
+  uint64_t lines = 0;          // complete lines read (plus a final line without newline)
+  uint64_t events = 0;         // lines handed on as events
+  uint64_t unreadable = 0;     // not JSON, not an object, no ev/ts, too long, truncated
+  uint64_t other_schema = 0;   // "schema" other than kSchema
+  uint64_t unknown = 0;        // an "ev" this tool does not know
+  bool truncated_last = false;
+  std::map<std::string, uint64_t> unknown_names;  // at most kMaxUnknownNames names
+};
+
+class Source {
+ public:
+  static constexpr size_t kMaxLine = 1 << 20;   // longer lines are skipped, never buffered
+  static constexpr size_t kBlock = 4 << 20;
+  static constexpr int kMaxReports = 20;        // per source; the rest are only counted
+  static constexpr size_t kMaxUnknownNames = 32;
+
+  // Opens path ("-" = stdin). On failure returns null and sets *error.
+  static std::unique_ptr<Source> Open(const std::string& path, int index, std::string* error);
+  ~Source();
+
+  enum class Result { kEvent, kAgain };
+  // The next event, or kAgain when no complete line is available now. With final set (no more
+  // data will come: not following, or the follow ended), a last line without a newline is
+  // taken as it is; it is reported as truncated when it does not parse.
+  Result Next(Event* e);
+  void set_final() { final_ = true; }
+  // Everything read and handed on, and no more will come (a pipe at its end, or final).
+  bool done() const { return final_ && eof_seen_ && begin_ == end_; }
+
+  const std::string& name() const { return name_; }
+  const InputStats& stats() const { return stats_; }
+  bool read_failed() const { return read_failed_; }
+  // A one-line account on stderr when lines were skipped or reports were suppressed.
+  void ReportTotals() const;
+
+ private:
+  Source(std::string name, int fd, int index);
+  bool Fill();  // reads more; false when nothing came
+  bool ParseLine(const char* p, size_t n, Event* e);
+  void Report(uint64_t line, const std::string& reason);
+
+  std::string name_;
+  int fd_;
+  int index_;
+  bool final_ = false;
+  bool at_eof_ = false;       // parsing the last line, which has no newline
+  bool eof_seen_ = false;
+  bool regular_ = false;      // a regular file: followed past its end; a pipe ends at EOF
+  bool discarding_ = false;  // inside an over-long line
+  bool read_failed_ = false;
+  size_t cap_;
+  std::unique_ptr<char[]> buf_;  // cap_ + SIMDJSON_PADDING bytes
+  size_t begin_ = 0, end_ = 0;
+  int64_t offset_ = 0;       // bytes consumed from the file (to notice truncation)
+  uint64_t line_no_ = 0;
+  int reports_ = 0;
+  uint64_t suppressed_ = 0;
+  InputStats stats_;
+  simdjson::dom::parser parser_;
+};
+
+class Merger {
+ public:
+  explicit Merger(std::vector<std::unique_ptr<Source>> sources);
+  // Starts a polling round: sources that had nothing are asked again.
+  void NewRound();
+  // The event with the smallest timestamp among the sources that have one now (ties: the
+  // earlier source, then file order). Valid until the next call. Null when none has one.
+  const Event* Next();
+  void set_final();
+  const std::vector<std::unique_ptr<Source>>& sources() const { return sources_; }
+  bool any_unreadable() const;
+  bool all_done() const;
+
+ private:
+  struct Later {
+    bool operator()(const std::pair<int64_t, int>& a, const std::pair<int64_t, int>& b) const;
+  };
+  void Pull(int i);
+
+  std::vector<std::unique_ptr<Source>> sources_;
+  std::vector<Event> heads_;
+  std::vector<uint8_t> has_head_;
+  std::priority_queue<std::pair<int64_t, int>, std::vector<std::pair<int64_t, int>>, Later> heap_;
+  int last_ = -1;  // the source whose head was handed out last
+};
+
+}  // namespace awfshim::tracetool

@@ -1,0 +1,517 @@
+// Tests of awf-shim-trace, run as a program on the traces in data/ (see data/README.md):
+// golden outputs, malformed input, exit codes, HAR structure, percentiles, --follow.
+//
+// meson passes AWF_SHIM_TRACE_BIN (the built binary) and TRACE_TOOL_DIR (this directory).
+// Goldens are golden/NAME.txt|json (stdout; for har, the HAR file) plus golden/NAME.stderr
+// ("exit status N" and stderr) when the run exits non-zero or writes to stderr.
+//
+// To regenerate the goldens after an intended change (then review the diff):
+//   UPDATE_GOLDEN=1 meson test -C build trace_tool
+// or, without meson:
+//   export AWF_SHIM_TRACE_BIN=$PWD/build/shim/tools/awf-shim-trace TRACE_TOOL_DIR=$PWD/tests/trace_tool
+//   UPDATE_GOLDEN=1 build/tests/trace_tool/trace_tool_test
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "simdjson.h"
+
+namespace {
+
+std::string Env(const char* name) {
+  const char* v = getenv(name);
+  return v ? v : "";
+}
+
+std::string Bin() { return Env("AWF_SHIM_TRACE_BIN"); }
+std::string Dir() { return Env("TRACE_TOOL_DIR"); }
+std::string DataDir() { return Dir() + "/data"; }
+std::string GoldenDir() { return Dir() + "/golden"; }
+bool Updating() { return Env("UPDATE_GOLDEN") == "1"; }
+
+std::string ReadFile(const std::string& path, bool* exists = nullptr) {
+  std::ifstream f(path, std::ios::binary);
+  if (exists) *exists = f.good();
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+void WriteFile(const std::string& path, const std::string& content) {
+  std::ofstream f(path, std::ios::binary | std::ios::trunc);
+  f << content;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/awf-shim-trace-test-XXXXXX";
+    path_ = mkdtemp(tmpl);
+  }
+  ~TempDir() { (void)!system(("rm -rf '" + path_ + "'").c_str()); }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+struct Result {
+  int status = -1;
+  std::string out, err;
+};
+
+// Starts the tool in cwd with stdout/stderr to files under tmp; stdin from stdin_path ("" =
+// /dev/null). Returns the pid.
+pid_t Start(const std::vector<std::string>& args, const std::string& cwd, const TempDir& tmp,
+            const std::string& stdin_path = "") {
+  std::vector<std::string> argv_s = {Bin()};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::string out = tmp / "stdout", err = tmp / "stderr";
+  pid_t pid = fork();
+  if (pid == 0) {
+    int in = open(stdin_path.empty() ? "/dev/null" : stdin_path.c_str(), O_RDONLY);
+    int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (in < 0 || o < 0 || e < 0 || chdir(cwd.c_str()) != 0) _exit(127);
+    dup2(in, 0);
+    dup2(o, 1);
+    dup2(e, 2);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+Result Wait(pid_t pid, const TempDir& tmp) {
+  Result r;
+  int st = 0;
+  waitpid(pid, &st, 0);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.out = ReadFile(tmp / "stdout");
+  r.err = ReadFile(tmp / "stderr");
+  return r;
+}
+
+Result RunTool(const std::vector<std::string>& args, const std::string& cwd = DataDir(),
+           const std::string& stdin_path = "") {
+  TempDir tmp;
+  return Wait(Start(args, cwd, tmp, stdin_path), tmp);
+}
+
+// Compares (or, with UPDATE_GOLDEN=1, writes) golden/name and golden/<stem>.stderr.
+void CheckGolden(const std::string& name, const std::string& actual, const Result& r) {
+  const std::string path = GoldenDir() + "/" + name;
+  const std::string stem = name.substr(0, name.rfind('.'));
+  const std::string err_path = GoldenDir() + "/" + stem + ".stderr";
+  const bool has_err = r.status != 0 || !r.err.empty();
+  const std::string err = "exit status " + std::to_string(r.status) + "\n" + r.err;
+  if (Updating()) {
+    mkdir(GoldenDir().c_str(), 0755);
+    WriteFile(path, actual);
+    if (has_err) {
+      WriteFile(err_path, err);
+    } else {
+      unlink(err_path.c_str());
+    }
+    return;
+  }
+  bool exists = false;
+  std::string expected = ReadFile(path, &exists);
+  ASSERT_TRUE(exists) << path << " missing: run with UPDATE_GOLDEN=1";
+  EXPECT_EQ(actual, expected) << "differs from " << path << " (UPDATE_GOLDEN=1 regenerates)";
+  bool err_exists = false;
+  std::string expected_err = ReadFile(err_path, &err_exists);
+  EXPECT_EQ(has_err ? err : std::string(), err_exists ? expected_err : std::string())
+      << "exit status / stderr differ from " << err_path;
+}
+
+struct GoldenCase {
+  const char* name;  // golden file name
+  std::vector<std::string> args;
+};
+
+class Golden : public testing::TestWithParam<GoldenCase> {};
+
+TEST_P(Golden, MatchesStoredOutput) {
+  const GoldenCase& c = GetParam();
+  if (c.args[0] == "har") {
+    TempDir tmp;
+    std::vector<std::string> args = c.args;
+    args.push_back("-o");
+    args.push_back(tmp / "out.har");
+    Result r = RunTool(args);
+    EXPECT_EQ(r.out, "");
+    CheckGolden(c.name, ReadFile(tmp / "out.har"), r);
+  } else {
+    Result r = RunTool(c.args);
+    CheckGolden(c.name, r.out, r);
+  }
+}
+
+const std::vector<std::string> kAll = {"success.jsonl", "denial.jsonl", "config.jsonl", "http.jsonl"};
+
+std::vector<std::string> Args(std::initializer_list<std::string> head, const std::vector<std::string>& tail = {}) {
+  std::vector<std::string> v(head);
+  v.insert(v.end(), tail.begin(), tail.end());
+  return v;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    TraceTool, Golden,
+    testing::Values(
+        GoldenCase{"summary_success.txt", {"summary", "success.jsonl"}},
+        GoldenCase{"summary_denial.txt", {"summary", "denial.jsonl"}},
+        GoldenCase{"summary_config.txt", {"summary", "config.jsonl"}},
+        GoldenCase{"summary_http.txt", {"summary", "http.jsonl"}},
+        GoldenCase{"summary_all.txt", Args({"summary"}, kAll)},
+        GoldenCase{"summary_success.json", {"summary", "--json", "success.jsonl"}},
+        GoldenCase{"summary_denial.json", {"summary", "--json", "denial.jsonl"}},
+        GoldenCase{"summary_all.json", Args({"summary", "--json"}, kAll)},
+        GoldenCase{"errors_success.txt", {"errors", "success.jsonl"}},
+        GoldenCase{"errors_denial.txt", {"errors", "denial.jsonl"}},
+        GoldenCase{"errors_all.txt", Args({"errors"}, kAll)},
+        GoldenCase{"errors_denial.json", {"errors", "--json", "denial.jsonl"}},
+        GoldenCase{"errors_all.json", Args({"errors", "--json"}, kAll)},
+        GoldenCase{"timeline_success.txt", {"timeline", "success.jsonl"}},
+        GoldenCase{"timeline_denial.txt", {"timeline", "denial.jsonl"}},
+        GoldenCase{"timeline_all.txt", Args({"timeline"}, kAll)},
+        GoldenCase{"timeline_pid.txt", {"timeline", "--pid", "3650", "success.jsonl", "denial.jsonl"}},
+        GoldenCase{"timeline_host.txt", Args({"timeline", "--host", "copilot-api.contoso-aw.ghe.com"}, kAll)},
+        GoldenCase{"har_http.json", {"har", "http.jsonl"}},
+        GoldenCase{"har_success.json", {"har", "success.jsonl", "denial.jsonl"}},
+        // Malformed input: reported on stderr as FILE:LINE, the rest is still read.
+        GoldenCase{"summary_truncated.txt", {"summary", "truncated.jsonl"}},
+        GoldenCase{"summary_garbage.txt", {"summary", "garbage.jsonl"}},
+        GoldenCase{"summary_schema.txt", {"summary", "schema.jsonl"}},
+        GoldenCase{"summary_nonobject.txt", {"summary", "nonobject.jsonl"}},
+        GoldenCase{"summary_empty.txt", {"summary", "empty.jsonl"}},
+        GoldenCase{"summary_schema.json", {"summary", "--json", "schema.jsonl"}},
+        GoldenCase{"timeline_garbage.txt", {"timeline", "garbage.jsonl", "truncated.jsonl"}},
+        GoldenCase{"errors_schema.txt", {"errors", "schema.jsonl"}}),
+    [](const testing::TestParamInfo<GoldenCase>& info) {
+      std::string n = info.param.name;
+      for (char& c : n) {
+        if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+      }
+      return n;
+    });
+
+// ---- malformed input and exit codes (beyond the goldens) ---------------------------------------
+
+TEST(TraceTool, MalformedLinesAreReportedWithFileAndLine) {
+  Result r = RunTool({"summary", "garbage.jsonl", "truncated.jsonl", "schema.jsonl", "nonobject.jsonl"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("garbage.jsonl:4: not JSON"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("truncated.jsonl:5: truncated last line"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("schema.jsonl:4: schema 2 (this tool reads schema 1): skipped"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("schema.jsonl:5: unknown event \"tap\": skipped"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("nonobject.jsonl:1: not a JSON object (an array)"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.rfind("1 host tunnelled, 1 failed name lookup\n", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find("  api.contoso-aw.ghe.com         3     3       0        750      1827  200 ×3\n"), std::string::npos)
+      << r.out;
+}
+
+TEST(TraceTool, UnknownEventsAndOtherSchemasAloneDoNotFail) {
+  TempDir tmp;
+  std::string denial = ReadFile(DataDir() + "/denial.jsonl");
+  WriteFile(tmp / "t.jsonl", denial +
+            "{\"ts\":\"2026-11-28T19:00:55.000000Z\",\"pid\":1,\"tid\":1,\"exe\":\"x\",\"ev\":\"future\"}\n"
+            "{\"schema\":3,\"ts\":\"2026-11-28T19:00:55.000001Z\",\"pid\":1,\"tid\":1,\"exe\":\"x\",\"ev\":\"dns\"}\n");
+  Result r = RunTool({"summary", tmp / "t.jsonl"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("t.jsonl:17: unknown event \"future\": skipped"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("t.jsonl:18: schema 3 (this tool reads schema 1): skipped"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("2 of 18 lines skipped: 1 of another schema version, 1 unknown event (future ×1)"),
+            std::string::npos) << r.err;
+}
+
+TEST(TraceTool, TenMegabyteLineIsSkippedWithoutBufferingIt) {
+  TempDir tmp;
+  std::string lines = ReadFile(DataDir() + "/success.jsonl");
+  std::string first = lines.substr(0, lines.find('\n') + 1);
+  std::string huge = "{\"ts\":\"2026-11-28T19:00:54.400000Z\",\"pid\":1,\"tid\":1,\"exe\":\"x\",\"ev\":\"dns\",\"host\":\"";
+  huge.append(10 << 20, 'a');
+  huge += "\"}\n";
+  WriteFile(tmp / "big.jsonl", first + huge + lines.substr(first.size()));
+  Result r = RunTool({"summary", "--json", tmp / "big.jsonl"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("big.jsonl:2: line longer than 1 MiB: skipped"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("\"lines\":19,\"events\":18,\"unreadable\":1"), std::string::npos) << r.out;
+  // A 10 MB line with no newline at the end is skipped too, and is the last line.
+  WriteFile(tmp / "big2.jsonl", first + huge.substr(0, huge.size() - 1));
+  r = RunTool({"timeline", tmp / "big2.jsonl"});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("big2.jsonl:2: line longer than 1 MiB: skipped"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+}
+
+TEST(TraceTool, StdinIsReadForDashOrNoFile) {
+  Result file = RunTool({"summary", "denial.jsonl"});
+  Result dash = RunTool({"summary", "-"}, DataDir(), DataDir() + "/denial.jsonl");
+  Result none = RunTool({"summary"}, DataDir(), DataDir() + "/denial.jsonl");
+  EXPECT_EQ(dash.status, 0);
+  auto body = [](const std::string& s) { return s.substr(0, s.find("\nInput\n")); };
+  EXPECT_EQ(body(dash.out), body(file.out));
+  EXPECT_NE(dash.out.find("  <stdin>: 16 lines, 16 events"), std::string::npos) << dash.out;
+  EXPECT_EQ(none.out, dash.out);
+}
+
+TEST(TraceTool, UsageErrorsExitTwoWithAClearMessage) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {{}, "awf-shim-trace: missing command: summary, errors, timeline or har"},
+      {{"sumary", "x"}, "awf-shim-trace: unknown command 'sumary'; expected summary, errors, timeline or har"},
+      {{"summary", "--jsno"}, "awf-shim-trace summary: unknown option '--jsno'"},
+      {{"har", "http.jsonl"}, "awf-shim-trace har: missing -o FILE (where to write the HAR)"},
+      {{"timeline", "--json", "http.jsonl"}, "awf-shim-trace timeline: --json is not an option of timeline (only of summary and errors)"},
+      {{"har", "--follow", "-o", "x.har"}, "awf-shim-trace har: --follow is not an option of har"},
+      {{"summary", "-o", "x"}, "awf-shim-trace summary: -o is not an option of summary (only of har)"},
+      {{"timeline", "--pid", "abc"}, "awf-shim-trace timeline: --pid wants a process id, not 'abc'"},
+      {{"timeline", "--pid"}, "awf-shim-trace timeline: --pid needs a value"},
+      {{"summary", "no-such-file.jsonl"}, "awf-shim-trace summary: cannot read no-such-file.jsonl: No such file or directory"},
+      {{"summary", "."}, "awf-shim-trace summary: cannot read .: is a directory"},
+      {{"har", "http.jsonl", "-o", "/nonexistent-dir/x.har"}, "awf-shim-trace har: cannot write /nonexistent-dir/x.har"},
+      {{"summary", "-", "-"}, "awf-shim-trace summary: stdin ('-') given more than once"},
+  };
+  for (const Case& c : cases) {
+    Result r = RunTool(c.args);
+    std::string what = c.args.empty() ? "(no arguments)" : c.args[0] + "…";
+    EXPECT_EQ(r.status, 2) << what;
+    EXPECT_EQ(r.err.rfind(c.message, 0), 0u) << what << ": " << r.err;
+    EXPECT_EQ(r.out, "") << what;
+  }
+  Result help = RunTool({"--help"});
+  EXPECT_EQ(help.status, 0);
+  EXPECT_EQ(help.out.rfind("usage: awf-shim-trace COMMAND", 0), 0u);
+}
+
+TEST(TraceTool, ControlCharactersNeverReachTheTerminal) {
+  TempDir tmp;
+  WriteFile(tmp / "t.jsonl",
+            "{\"ts\":\"2026-11-28T19:00:54.000001Z\",\"pid\":9,\"tid\":9,\"exe\":\"evil\\u001b[2J\",\"ev\":\"dns\","
+            "\"host\":\"a\\u0007b\",\"family\":\"any\",\"mode\":\"system\",\"error\":\"x\\u009b1m\"}\n");
+  for (const char* cmd : {"summary", "timeline", "errors"}) {
+    Result r = RunTool({cmd, tmp / "t.jsonl"});
+    EXPECT_EQ(r.status, 0) << cmd;
+    EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << cmd << ": " << r.out;
+    EXPECT_EQ(r.out.find('\x07'), std::string::npos) << cmd;
+    EXPECT_EQ(r.out.find("\xc2\x9b"), std::string::npos) << cmd;
+    EXPECT_NE(r.out.find("evil\\x1b[2J"), std::string::npos) << cmd << ": " << r.out;
+  }
+}
+
+// ---- HAR structure -------------------------------------------------------------------------------
+
+void ExpectValidHar(const std::string& text, size_t entries) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(text).get(doc), simdjson::SUCCESS) << text.substr(0, 200);
+  simdjson::dom::object log;
+  ASSERT_EQ(doc["log"].get(log), simdjson::SUCCESS);
+  std::string_view s;
+  ASSERT_EQ(log["version"].get(s), simdjson::SUCCESS);
+  EXPECT_EQ(s, "1.2");
+  ASSERT_EQ(log["creator"]["name"].get(s), simdjson::SUCCESS);
+  EXPECT_EQ(s, "awf-shim-trace");
+  ASSERT_EQ(log["creator"]["version"].get(s), simdjson::SUCCESS);
+  simdjson::dom::array list;
+  ASSERT_EQ(log["entries"].get(list), simdjson::SUCCESS);
+  EXPECT_EQ(list.size(), entries);
+  for (simdjson::dom::element e : list) {
+    std::string_view started;
+    ASSERT_EQ(e["startedDateTime"].get(started), simdjson::SUCCESS);
+    EXPECT_EQ(started.size(), 24u) << started;  // 2026-11-28T19:05:10.104Z
+    EXPECT_EQ(started.back(), 'Z');
+    double time;
+    ASSERT_EQ(e["time"].get(time), simdjson::SUCCESS);
+    simdjson::dom::object req, resp, content, timings, cache;
+    ASSERT_EQ(e["request"].get(req), simdjson::SUCCESS);
+    ASSERT_EQ(e["response"].get(resp), simdjson::SUCCESS);
+    ASSERT_EQ(e["cache"].get(cache), simdjson::SUCCESS);
+    ASSERT_EQ(e["timings"].get(timings), simdjson::SUCCESS);
+    for (const char* k : {"method", "url", "httpVersion"}) EXPECT_EQ(req[k].get(s), simdjson::SUCCESS) << k;
+    EXPECT_EQ(req["url"].get(s), simdjson::SUCCESS);
+    EXPECT_EQ(s.rfind("https://", 0), 0u) << s;
+    for (const char* k : {"headers", "queryString", "cookies"}) {
+      EXPECT_EQ(req[k].get(list), simdjson::SUCCESS) << k;
+    }
+    int64_t n;
+    EXPECT_EQ(req["headersSize"].get(n), simdjson::SUCCESS);
+    EXPECT_EQ(n, -1);
+    EXPECT_EQ(req["bodySize"].get(n), simdjson::SUCCESS);
+    EXPECT_EQ(resp["status"].get(n), simdjson::SUCCESS);
+    for (const char* k : {"statusText", "httpVersion", "redirectURL"}) EXPECT_EQ(resp[k].get(s), simdjson::SUCCESS) << k;
+    for (const char* k : {"headers", "cookies"}) EXPECT_EQ(resp[k].get(list), simdjson::SUCCESS) << k;
+    ASSERT_EQ(resp["content"].get(content), simdjson::SUCCESS);
+    EXPECT_EQ(content["size"].get(n), simdjson::SUCCESS);
+    EXPECT_GE(n, 0);
+    EXPECT_EQ(content["mimeType"].get(s), simdjson::SUCCESS);
+    EXPECT_EQ(resp["headersSize"].get(n), simdjson::SUCCESS);
+    EXPECT_EQ(resp["bodySize"].get(n), simdjson::SUCCESS);
+    double sum = 0;
+    for (const char* k : {"send", "wait", "receive"}) {
+      double v = -1;
+      EXPECT_EQ(timings[k].get(v), simdjson::SUCCESS) << k;
+      EXPECT_GE(v, 0) << k;
+      sum += v;
+    }
+    EXPECT_NEAR(sum, time, 0.002);
+  }
+}
+
+TEST(TraceTool, HarIsStructurallyValid) {
+  TempDir tmp;
+  Result r = RunTool({"har", "http.jsonl", "-o", tmp / "h.har"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err, "awf-shim-trace har: 1 http event without a parsed request (e.g. HTTP/2) left out\n");
+  std::string har = ReadFile(tmp / "h.har");
+  ExpectValidHar(har, 10);
+  EXPECT_NE(har.find("\"queryString\":[{\"name\":\"state\",\"value\":\"open\"},{\"name\":\"per_page\",\"value\":\"50\"},"
+                     "{\"name\":\"labels\",\"value\":\"bug,ui\"}]"), std::string::npos);
+  // -o - writes to stdout.
+  Result out = RunTool({"har", "http.jsonl", "-o", "-"});
+  EXPECT_EQ(out.out, har);
+}
+
+TEST(TraceTool, HarWithoutHttpEventsHasNoEntriesAndSaysSo) {
+  TempDir tmp;
+  Result r = RunTool({"har", "success.jsonl", "-o", tmp / "h.har"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE(r.err.find("no http events in the input: the HAR has no entries"), std::string::npos) << r.err;
+  ExpectValidHar(ReadFile(tmp / "h.har"), 0);
+}
+
+// ---- percentiles -------------------------------------------------------------------------------
+
+std::string HttpLine(int i, double ms) {
+  char buf[512];
+  snprintf(buf, sizeof buf,
+           "{\"ts\":\"2026-11-28T19:%02d:%02d.%06dZ\",\"pid\":5,\"tid\":5,\"exe\":\"node\",\"ev\":\"http\",\"fd\":7,"
+           "\"method\":\"GET\",\"host\":\"api.example.test\",\"path\":\"/p?i=%d\",\"status\":200,\"ms\":%.3f}\n",
+           i / 60000 % 60, i / 1000 % 60, i % 1000 * 1000, i, ms);
+  return buf;
+}
+
+double JsonPercentile(const std::string& summary_json, const char* key) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  if (parser.parse(summary_json).get(doc) != simdjson::SUCCESS) return NAN;
+  double v = NAN;
+  simdjson::dom::array http;
+  if (doc["http"].get(http) != simdjson::SUCCESS || http.size() != 1) return NAN;
+  if (http.at(0)[key].get(v) != simdjson::SUCCESS) return NAN;
+  return v;
+}
+
+TEST(TraceTool, PercentilesAreExactUpToTheSampleCap) {
+  TempDir tmp;
+  std::string t;
+  for (int i = 100; i >= 1; --i) t += HttpLine(100 - i, i);  // 100 … 1 ms, one group (query ignored)
+  WriteFile(tmp / "t.jsonl", t);
+  Result r = RunTool({"summary", "--json", tmp / "t.jsonl"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(JsonPercentile(r.out, "p50_ms"), 50);
+  EXPECT_EQ(JsonPercentile(r.out, "p90_ms"), 90);
+  EXPECT_EQ(JsonPercentile(r.out, "p99_ms"), 99);
+  EXPECT_NE(r.out.find("\"count\":100,"), std::string::npos);
+}
+
+TEST(TraceTool, PercentilesPastTheCapComeFromABoundedSample) {
+  TempDir tmp;
+  std::string t;
+  for (int i = 0; i < 40000; ++i) t += HttpLine(i, (i * 7919) % 40000 + 1);  // 1 … 40000 ms, shuffled
+  WriteFile(tmp / "t.jsonl", t);
+  Result r = RunTool({"summary", "--json", tmp / "t.jsonl"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("\"count\":40000,"), std::string::npos);
+  EXPECT_NE(r.out.find("\"samples\":10000}"), std::string::npos);
+  EXPECT_NEAR(JsonPercentile(r.out, "p50_ms"), 20000, 800);
+  EXPECT_NEAR(JsonPercentile(r.out, "p90_ms"), 36000, 800);
+  EXPECT_NEAR(JsonPercentile(r.out, "p99_ms"), 39600, 400);
+}
+
+// ---- --follow ------------------------------------------------------------------------------------
+
+bool WaitFor(const std::string& path, const std::string& needle, int ms = 5000) {
+  for (int waited = 0; waited < ms; waited += 50) {
+    if (ReadFile(path).find(needle) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+TEST(TraceTool, FollowReadsAGrowingFileUntilSigint) {
+  TempDir tmp;
+  std::string lines = ReadFile(DataDir() + "/denial.jsonl");
+  std::vector<std::string> v;
+  for (size_t p = 0; p < lines.size();) {
+    size_t nl = lines.find('\n', p);
+    v.push_back(lines.substr(p, nl + 1 - p));
+    p = nl + 1;
+  }
+  ASSERT_EQ(v.size(), 16u);
+  const std::string trace = tmp / "t.jsonl";
+  WriteFile(trace, v[0] + v[1]);
+  TempDir out;
+  pid_t pid = Start({"timeline", "--follow", trace}, DataDir(), out);
+  ASSERT_TRUE(WaitFor(out / "stdout", "dns     api.contoso-aw.ghe.com"));
+  {
+    std::ofstream f(trace, std::ios::app);
+    f << v[2];
+    f << v[3].substr(0, 40);  // half a line: not an error while following
+  }
+  ASSERT_TRUE(WaitFor(out / "stdout", "connect fd=5 198.19.152.234:443"));
+  {
+    std::ofstream f(trace, std::ios::app);
+    f << v[3].substr(40);
+    for (size_t i = 4; i < v.size(); ++i) f << v[i];
+  }
+  ASSERT_TRUE(WaitFor(out / "stdout", "python3[3650/3650]     close"));
+  kill(pid, SIGINT);
+  Result r = Wait(pid, out);
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(r.out, RunTool({"timeline", "denial.jsonl"}).out);
+}
+
+TEST(TraceTool, FollowSummaryIsPrintedAgainWhenTheFileGrows) {
+  TempDir tmp;
+  const std::string trace = tmp / "t.jsonl";
+  std::string success = ReadFile(DataDir() + "/success.jsonl");
+  WriteFile(trace, success);
+  TempDir out;
+  pid_t pid = Start({"summary", "--follow", trace}, DataDir(), out);
+  ASSERT_TRUE(WaitFor(out / "stdout", "1 host tunnelled\n"));
+  {
+    std::ofstream f(trace, std::ios::app);
+    f << ReadFile(DataDir() + "/denial.jsonl");
+    f << "{\"ts\":\"2026-11-28T19:00:56.0Z\",\"pid\":1,";  // cut short: reported at the end
+  }
+  ASSERT_TRUE(WaitFor(out / "stdout", "--- updated ---\n1 host tunnelled, 1 refused by the proxy"));
+  kill(pid, SIGINT);
+  Result r = Wait(pid, out);
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("t.jsonl:35: truncated last line"), std::string::npos) << r.err;
+}
+
+}  // namespace
