@@ -23,14 +23,20 @@ constexpr size_t kMaxSummarized = 4 * 1024 * 1024;
 
 constexpr absl::string_view kUnparsed = R"({"unparsed":true})";
 
+// The first at most `n` bytes of valid UTF-8 `s`, cut between characters.
+std::string_view CutUtf8(std::string_view s, size_t n) {
+  if (n >= s.size()) return s;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) n--;
+  return s.substr(0, n);
+}
+
 // A string value as the summary shows it: token-shaped runs replaced first (the writer would do
-// it too, but "ghu_x" -> "ghu_***" grows the text past the cap), then at most `cap` bytes, cut
-// between characters (simdjson has validated the UTF-8).
+// it too, but "ghu_x" -> "ghu_***" grows the text past the cap), then at most `cap` bytes. Both
+// cuts fall between characters (simdjson has validated the UTF-8), so none is replaced.
 std::string Capped(std::string_view s, size_t cap) {
-  std::string out = ScrubTokens(absl::string_view(s.data(), std::min(s.size(), 4 * cap)));
-  size_t n = std::min(out.size(), cap);
-  while (n > 0 && n < out.size() && (static_cast<unsigned char>(out[n]) & 0xC0) == 0x80) n--;
-  out.resize(n);
+  std::string_view head = CutUtf8(s, 4 * cap);
+  std::string out = ScrubTokens(absl::string_view(head.data(), head.size()));
+  out.resize(CutUtf8(out, cap).size());
   return out;
 }
 

@@ -1067,12 +1067,14 @@ void Http1Stream::OnClientBytes(absl::string_view in, int64_t now_us) {
     if (s.client_phase == Phase::kHead) {
       if (in.empty()) return;
       HeadBuffer::Result r = s.client_head.Feed(&in, now_us);
-      if (r == HeadBuffer::Result::kOversized) {
-        return s.GiveUp(absl::StrCat("request head larger than ", kMaxHttpHead, " bytes"), now_us);
-      }
-      if (r == HeadBuffer::Result::kMore) {
+      if (r != HeadBuffer::Result::kDone) {
+        // The start line first: bytes that are not HTTP are reported as such however they came,
+        // whether in one piece that fills the buffer or in many small ones.
         absl::string_view bad = CheckRequestPrefix(s.client_head.view());
-        if (!bad.empty()) s.GiveUp(bad, now_us);
+        if (!bad.empty()) return s.GiveUp(bad, now_us);
+        if (r == HeadBuffer::Result::kOversized) {
+          return s.GiveUp(absl::StrCat("request head larger than ", kMaxHttpHead, " bytes"), now_us);
+        }
         return;
       }
       s.OnRequestHead(now_us);
@@ -1107,12 +1109,14 @@ void Http1Stream::OnServerBytes(absl::string_view in, int64_t now_us) {
     if (s.server_phase == Phase::kHead) {
       if (in.empty()) return;
       HeadBuffer::Result r = s.server_head.Feed(&in, now_us);
-      if (r == HeadBuffer::Result::kOversized) {
-        return s.GiveUp(absl::StrCat("response head larger than ", kMaxHttpHead, " bytes"), now_us);
-      }
-      if (r == HeadBuffer::Result::kMore) {
+      if (r != HeadBuffer::Result::kDone) {
+        // The start line first: bytes that are not HTTP are reported as such however they came,
+        // whether in one piece that fills the buffer or in many small ones.
         absl::string_view bad = CheckResponsePrefix(s.server_head.view());
-        if (!bad.empty()) s.GiveUp(bad, now_us);
+        if (!bad.empty()) return s.GiveUp(bad, now_us);
+        if (r == HeadBuffer::Result::kOversized) {
+          return s.GiveUp(absl::StrCat("response head larger than ", kMaxHttpHead, " bytes"), now_us);
+        }
         return;
       }
       s.OnResponseHead(now_us);

@@ -98,6 +98,13 @@ TEST(BodySummary, ModelIsEscapedAndScrubbed) {
   std::string model = "ghu_d%`````ghr_`" + std::string(150, 'A');
   std::string s = SummarizeChatRequest(absl::StrCat(R"({"model":")", model, R"("})"));
   EXPECT_EQ(s, absl::StrCat(R"({"model":"ghu_***%`````ghr_`)", std::string(128 - 18, 'A'), R"("})"));
+  // Scrubbing shortens a long token: the cut made before it must not split a character either.
+  // Only the first 4 * 32 bytes are looked at: "ghp_" N... "ab" (all one token), é, "cd", 18 x.
+  std::string choice = "ghp_" + std::string(100, 'N') + "ab\u00e9cd" + std::string(40, 'x');
+  EXPECT_EQ(SummarizeChatRequest(absl::StrCat(R"({"tool_choice":")", choice, R"("})")),
+            absl::StrCat(R"({"tool_choice":"ghp_***)", "\u00e9cd", std::string(18, 'x'), R"("})"));
+  choice = "ghp_" + std::string(123, 'N') + "\u00e9" + std::string(40, 'x');  // é straddles byte 128
+  EXPECT_EQ(SummarizeChatRequest(absl::StrCat(R"({"tool_choice":")", choice, R"("})")), R"({"tool_choice":"ghp_***"})");
 }
 
 TEST(BodySummary, NotAJsonObject) {
