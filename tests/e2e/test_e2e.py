@@ -83,9 +83,11 @@ class Coexistence(E2E):
         api = f"api.{self.fw.tenant}"
         self.assertTrue(any(t["target"] == f"{api}:443" and t["status"] == 200 for t in tunnels))
         user_requests = [q for q in self.fw.tenant_requests() if q["path"] == "/copilot_internal/user"]
-        connects = self.fw.squid.wait_for_log(lambda e: e["url"] == f"{api}:443", count=1, timeout=15)
-        self.assertEqual(len([t for t in tunnels if t["target"] == f"{api}:443"]), len(connects))
         self.assertTrue(user_requests)
+        # Squid logs a CONNECT when its tunnel closes: wait for all of them, then compare counts.
+        api_tunnels = [t for t in tunnels if t["target"] == f"{api}:443"]
+        connects = self.fw.squid.wait_for_log(lambda e: e["url"] == f"{api}:443", count=len(api_tunnels), timeout=15)
+        self.assertEqual(len(connects), len(api_tunnels), "each of the CLI's own CONNECTs reached Squid once")
         self.assert_no_secret_anywhere(r)
 
 
