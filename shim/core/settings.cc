@@ -296,7 +296,7 @@ absl::StatusOr<ProxyUrl> ProxyUrl::Parse(absl::string_view url) {
   if (bracketed || host.find(':') != absl::string_view::npos) {
     // Only an IPv6 literal has colons, and it must be in brackets ("[::1]:3128").
     if (!bracketed || host.find(':') == absl::string_view::npos || !Cidr::Parse(host).ok() ||
-        host.find('/') != absl::string_view::npos) {
+        host.find_first_of("[]/") != absl::string_view::npos) {
       return absl::InvalidArgumentError(absl::StrCat("bad proxy host '", host, "' (an IPv6 address goes in brackets)"));
     }
   } else if (absl::StatusOr<HostPattern> hp = HostPattern::Parse(host);

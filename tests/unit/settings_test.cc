@@ -56,7 +56,8 @@ TEST(ProxyUrl, ParsesTheFirewallsProxyAndCredentials) {
 TEST(ProxyUrl, RejectsWhatItCannotUse) {
   for (const char* bad : {"socks5://h:1080", "https://h:3128", "http://:3128", "http://h:0", "http://h:70000",
                           "http://h:port", "http://h:3128/path", "http://[::1:3128", "http://u:%zz@h:1", "http://*:1",
-                          "http://a:b:3128", "http:40x:p%3Aw@[@::1]:3128", "http://[10.0.0.1]:1", "http://*.x:1"}) {
+                          "http://a:b:3128", "http:40x:p%3Aw@[@::1]:3128", "http://[10.0.0.1]:1", "http://*.x:1",
+                          "http://u%40x:w@[[::1]:3128"}) {
     EXPECT_FALSE(ProxyUrl::Parse(bad).ok()) << bad;
   }
 }
