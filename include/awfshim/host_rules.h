@@ -19,6 +19,9 @@ namespace awfshim {
 // Lower-cases and drops one trailing dot: "API.GitHub.com." -> "api.github.com".
 std::string NormalizeHost(absl::string_view host);
 
+// "host:port", an IPv6 literal in brackets: "[::1]:3128".
+std::string HostPort(absl::string_view host, uint16_t port);
+
 // `name` (exactly that host), `*.suffix` (any subdomain of suffix, not suffix itself) or `*`.
 // Case-insensitive; a trailing dot is tolerated on both sides.
 class HostPattern {

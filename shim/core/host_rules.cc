@@ -41,6 +41,10 @@ std::string NormalizeHost(absl::string_view host) {
   return absl::AsciiStrToLower(host);
 }
 
+std::string HostPort(absl::string_view host, uint16_t port) {
+  return host.find(':') != absl::string_view::npos ? absl::StrCat("[", host, "]:", port) : absl::StrCat(host, ":", port);
+}
+
 absl::StatusOr<HostPattern> HostPattern::Parse(absl::string_view text) {
   HostPattern p;
   std::string norm = NormalizeHost(text);

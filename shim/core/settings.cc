@@ -315,7 +315,7 @@ absl::StatusOr<ProxyUrl> ProxyUrl::Parse(absl::string_view url) {
 }
 
 std::string ProxyUrl::Authority() const {
-  return host.find(':') != std::string::npos ? absl::StrCat("[", host, "]:", port) : absl::StrCat(host, ":", port);
+  return HostPort(host, port);
 }
 
 std::string ProxyUrl::Redacted() const {

@@ -64,22 +64,21 @@ void TraceConnect(int fd, const sockaddr* addr, absl::string_view host, absl::st
   t.Emit(w);
 }
 
-static std::string Target(const Conn& c) {
-  return c.host.find(':') != std::string::npos ? absl::StrCat("[", c.host, "]:", c.port)
-                                                : absl::StrCat(c.host, ":", c.port);
+// The proxy's answer, as both kinds of tunnel event report it.
+static void AddReply(JsonWriter& w, const ProxyReply& reply) {
+  if (reply.result != ProxyReply::Result::kComplete) return;
+  w.Field("status", reply.status).Field("status_line", absl::StrCat(reply.status, " ", reply.reason));
+  if (!reply.squid_error.empty()) w.Field("squid_error", reply.squid_error);
 }
 
 void TraceTunnel(const Conn& c) {
   const Trace& t = engine().trace;
   if (!t.on()) return;
   JsonWriter w = t.Event("tunnel");
-  w.Field("fd", c.fd).Field("target", Target(c));
+  w.Field("fd", c.fd).Field("target", HostPort(c.host, c.port));
   if (engine().settings.proxy) w.Field("proxy", engine().settings.proxy->Authority());
   w.Field("result", c.phase.load() == Phase::kFailed ? "failed" : "open");
-  if (c.reply.result == ProxyReply::Result::kComplete) {
-    w.Field("status", c.reply.status).Field("status_line", absl::StrCat(c.reply.status, " ", c.reply.reason));
-    if (!c.reply.squid_error.empty()) w.Field("squid_error", c.reply.squid_error);
-  }
+  AddReply(w, c.reply);
   if (c.error) w.Field("errno", ErrnoName(c.error)).Field("reason", c.failure);
   w.Key("ms").Double(static_cast<double>(MonotonicMicros() - c.started_us) / 1000.0, 3);
   t.Emit(w);
@@ -90,10 +89,7 @@ void TraceAppTunnel(const Conn& c) {
   if (!t.on()) return;
   JsonWriter w = t.Event("tunnel");
   w.Field("fd", c.fd).Field("target", c.host).Field("by", "application");
-  if (c.reply.result == ProxyReply::Result::kComplete) {
-    w.Field("status", c.reply.status).Field("status_line", absl::StrCat(c.reply.status, " ", c.reply.reason));
-    if (!c.reply.squid_error.empty()) w.Field("squid_error", c.reply.squid_error);
-  }
+  AddReply(w, c.reply);
   w.Field("result", c.reply.status == 200 ? "open" : "failed");
   t.Emit(w);
 }

@@ -166,12 +166,10 @@ int StartTunnel(int fd, const sockaddr* addr, Route route, bool nonblocking) {
   c->kind = ConnKind::kTunnel;
   c->host = route.host;
   c->port = PortOf(addr);
-  std::memcpy(&c->peer, addr, addr->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6));
   c->peer_len = addr->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  std::memcpy(&c->peer, addr, c->peer_len);
   c->nonblocking = nonblocking;
-  std::string authority = route.host.find(':') != std::string::npos ? absl::StrCat("[", route.host, "]:", c->port)
-                                                                     : absl::StrCat(route.host, ":", c->port);
-  c->request = BuildConnectRequest(authority, s.proxy->user, s.proxy->password);
+  c->request = BuildConnectRequest(HostPort(route.host, c->port), s.proxy->user, s.proxy->password);
   c->phase.store(Phase::kProxyConnecting);
   c->inspecting = WantsInspection(ConnKind::kTunnel, c->port);
   c->deadline_us = c->started_us + int64_t{s.timeout_ms} * 1000;
