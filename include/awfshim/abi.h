@@ -14,7 +14,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever anything below changes shape; the engine refuses a front of another version. */
-#define AWF_ABI_VERSION 2
+#define AWF_ABI_VERSION 3
 
 #define AWF_HOOK(ret, name, params, args, when) typedef ret(*awf_##name##_fn) params;
 #define AWF_HOOK_CUSTOM(ret, name, params) typedef ret(*awf_##name##_fn) params;
@@ -42,6 +42,9 @@ struct awf_front_info {
   /* The next definition of a symbol after the front, also in libraries loaded RTLD_LOCAL since
    * start; never loads anything. NULL when there is none. */
   void *(*next_definition)(const char *name);
+  /* Set when the front loads the engine from its constructor, before the application's own code
+   * has run or started threads: the one moment at which code may be patched. */
+  int at_start;
 };
 
 /* What the engine hands back. `fd_slots[fd]` is non-zero exactly when the engine keeps state for

@@ -37,6 +37,7 @@ static unsigned int g_slot_count;
 
 static pthread_mutex_t g_load_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool g_load_failed;
+static bool g_loading_at_start;
 static __thread int tl_loading __attribute__((tls_model("initial-exec")));
 
 static void say(const char *a, const char *b, const char *c) {
@@ -149,6 +150,18 @@ static void snapshot_environ(void) {
 static void before_fork(void) { pthread_mutex_lock(&g_load_lock); }
 static void after_fork(void) { pthread_mutex_unlock(&g_load_lock); }
 
+static const struct awf_engine *load_engine(void);
+
+/* An executable with OpenSSL of its own (Node.js) calls it directly, past any interposition; the
+ * engine patches those functions, which it may do only now, before the application starts
+ * threads. The first SSL_write in the lookup scope then belongs to the executable, not to us. */
+int awf_front_SSL_write(void *ssl, const void *buf, int num) __attribute__((alias("SSL_write"), visibility("hidden")));
+static bool executable_defines_ssl(void) {
+  /* The hidden alias names our own definition; `&SSL_write` would be the interposed one. */
+  void *first = dlsym(RTLD_DEFAULT, "SSL_write");
+  return first && first != (void *)&awf_front_SSL_write;
+}
+
 __attribute__((constructor)) static void awf_front_init(void) {
   resolve_real_functions();
   if (!is_on(getenv("AWF_SHIM"))) return;
@@ -157,6 +170,11 @@ __attribute__((constructor)) static void awf_front_init(void) {
   if (!g_environ_at_start) return;
   g_active = true;
   pthread_atfork(before_fork, after_fork, after_fork);
+  if (executable_defines_ssl()) {
+    g_loading_at_start = true;
+    load_engine();
+    g_loading_at_start = false;
+  }
 }
 
 static const struct awf_engine *open_engine(void) {
@@ -195,6 +213,7 @@ static const struct awf_engine *open_engine(void) {
       .exe = program_invocation_short_name,
       .front_path = front_path,
       .next_definition = next_definition,
+      .at_start = g_loading_at_start,
   };
   return attach(&info); /* on failure the engine has said why */
 }

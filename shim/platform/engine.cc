@@ -207,6 +207,7 @@ extern "C" __attribute__((visibility("default"))) const awf_engine* awfshim_engi
   InstallTapHooks(g_hooks_table);
   g_published.hooks = g_hooks_table;
   g_published.tap_enabled = TapEnabled();
+  if (front->at_start && g_published.tap_enabled) PatchExecutableOpenSsl();
   g_published.fd_slots = e->fds.raw();
   g_published.fd_slot_count = e->fds.size();
   return &g_published;

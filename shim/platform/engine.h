@@ -62,6 +62,10 @@ void InstallFdHooks(awf_functions& hooks);
 void InstallTapHooks(awf_functions& hooks);
 // The TLS tap runs where there is a trace to write to and AWF_SHIM_TAP is not off.
 bool TapEnabled();
+// Points the executable's own OpenSSL functions (Node.js) at the tap's hooks; the trace says
+// whether it did or why not. Only while the process has a single thread (the engine was loaded
+// at start).
+void PatchExecutableOpenSsl();
 
 // The shim's own fds (the trace file, the pump's epoll): kept open when the application closes
 // fds in bulk, and moved aside when the application dup2()s onto one.

@@ -1,6 +1,9 @@
-// The TLS tap for dynamically linked OpenSSL: SSL_write/SSL_read (and _ex) forward to the real
-// functions and feed copies of the plaintext to an HTTP/1.1 tracker per SSL*, which becomes
-// `http` events. SSL_free ends the connection's tracking.
+// The TLS tap: SSL_write/SSL_read (and _ex) forward to the original functions and feed copies
+// of the plaintext to an HTTP/1.1 tracker per SSL*, which becomes `http` events. SSL_free ends
+// the connection's tracking. The hooks are reached two ways: through the front's interposed
+// symbols (OpenSSL in a shared library: curl, python, git), or through a jump patched into the
+// entry of the executable's own OpenSSL (Node.js, which calls it directly), in which case the
+// original is a trampoline.
 //
 // Criteria:
 //  - on only with a trace and AWF_SHIM_TAP=auto (the front does not even call here otherwise);
@@ -13,8 +16,11 @@
 #include <mutex>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/str_join.h"
 #include "awfshim/http1.h"
+#include "code_patch.h"
 #include "conn.h"
+#include "elf_symbols.h"
 #include "engine.h"
 #include "events.h"
 
@@ -35,6 +41,17 @@ using GetServername = const char* (*)(const void* ssl, int type);
 std::mutex g_mu;
 absl::flat_hash_map<const void*, TapState*>* g_taps;  // never freed: hooks run during exit
 std::atomic<GetServername> g_get_servername{nullptr};
+
+// The trampolines of patched functions; written once, before the application runs.
+awf_functions g_trampolines;
+
+// The original behaviour: the trampoline where the executable's function was patched, else the
+// next definition the front resolved (before it called the hook).
+template <auto kMember>
+auto Original() {
+  auto trampoline = g_trampolines.*kMember;
+  return trampoline ? trampoline : real().*kMember;
+}
 
 TapState* StateFor(const void* ssl) {
   std::lock_guard<std::mutex> lock(g_mu);
@@ -71,25 +88,25 @@ void Feed(const void* ssl, const void* buf, size_t n, bool from_client) {
 }
 
 int SslWrite(void* ssl, const void* buf, int num) {
-  int n = real().SSL_write(ssl, buf, num);
+  int n = Original<&awf_functions::SSL_write>()(ssl, buf, num);
   if (n > 0) Feed(ssl, buf, static_cast<size_t>(n), true);
   return n;
 }
 
 int SslWriteEx(void* ssl, const void* buf, size_t num, size_t* written) {
-  int ok = real().SSL_write_ex(ssl, buf, num, written);
+  int ok = Original<&awf_functions::SSL_write_ex>()(ssl, buf, num, written);
   if (ok > 0 && written && *written > 0) Feed(ssl, buf, *written, true);
   return ok;
 }
 
 int SslRead(void* ssl, void* buf, int num) {
-  int n = real().SSL_read(ssl, buf, num);
+  int n = Original<&awf_functions::SSL_read>()(ssl, buf, num);
   if (n > 0) Feed(ssl, buf, static_cast<size_t>(n), false);
   return n;
 }
 
 int SslReadEx(void* ssl, void* buf, size_t num, size_t* readbytes) {
-  int ok = real().SSL_read_ex(ssl, buf, num, readbytes);
+  int ok = Original<&awf_functions::SSL_read_ex>()(ssl, buf, num, readbytes);
   if (ok > 0 && readbytes && *readbytes > 0) Feed(ssl, buf, *readbytes, false);
   return ok;
 }
@@ -113,7 +130,7 @@ void SslFree(void* ssl) {
     }
     delete t;  // erased from the map first: no other thread can reach it through ssl any more
   }
-  real().SSL_free(ssl);
+  Original<&awf_functions::SSL_free>()(ssl);
 }
 
 }  // namespace
@@ -126,6 +143,69 @@ void InstallTapHooks(awf_functions& hooks) {
   hooks.SSL_read = SslRead;
   hooks.SSL_read_ex = SslReadEx;
   hooks.SSL_free = SslFree;
+}
+
+namespace {
+
+struct PatchTarget {
+  const char* name;
+  void* hook;
+  bool required;
+  void (*set_original)(void* trampoline);
+};
+
+template <auto kMember, auto kHook>
+PatchTarget Target(const char* name, bool required) {
+  return {name, reinterpret_cast<void*>(kHook), required, [](void* trampoline) {
+            g_trampolines.*kMember = reinterpret_cast<std::remove_reference_t<decltype(g_trampolines.*kMember)>>(trampoline);
+          }};
+}
+
+void TraceTapPatch(absl::string_view outcome, absl::string_view detail) {
+  const Trace& t = engine().trace;
+  if (!t.on()) return;
+  JsonWriter w = t.Event("tap");
+  w.Field("mode", "patch").Field("outcome", outcome).Field(outcome == "patched" ? "functions" : "reason", detail);
+  t.Emit(w);
+}
+
+}  // namespace
+
+void PatchExecutableOpenSsl() {
+  // The _ex forms arrived in OpenSSL 1.1.1; an executable may predate them.
+  const PatchTarget targets[] = {
+      Target<&awf_functions::SSL_write, SslWrite>("SSL_write", true),
+      Target<&awf_functions::SSL_write_ex, SslWriteEx>("SSL_write_ex", false),
+      Target<&awf_functions::SSL_read, SslRead>("SSL_read", true),
+      Target<&awf_functions::SSL_read_ex, SslReadEx>("SSL_read_ex", false),
+      Target<&awf_functions::SSL_free, SslFree>("SSL_free", true),
+  };
+  std::vector<PatchRequest> requests;
+  std::vector<const PatchTarget*> patched;
+  for (const PatchTarget& t : targets) {
+    ExecutableSymbol fn = FindInExecutable(t.name);
+    if (!fn.address) {
+      if (!t.required) continue;
+      if (!requests.empty()) TraceTapPatch("refused", absl::StrCat("the executable does not define ", t.name));
+      return;  // an executable without OpenSSL of its own: nothing to patch, nothing to say
+    }
+    requests.push_back({t.name, fn.address, fn.size, t.hook});
+    patched.push_back(&t);
+  }
+  absl::StatusOr<std::vector<void*>> originals = PatchFunctions(requests);
+  if (!originals.ok()) {
+    TraceTapPatch("refused", originals.status().message());
+    return;
+  }
+  // The host name too comes from the executable's OpenSSL (the front's search skips the
+  // executable, whose definitions it never interposes).
+  g_get_servername.store(reinterpret_cast<GetServername>(FindInExecutable("SSL_get_servername").address));
+  std::vector<absl::string_view> names;
+  for (size_t i = 0; i < patched.size(); i++) {
+    patched[i]->set_original((*originals)[i]);
+    names.push_back(patched[i]->name);
+  }
+  TraceTapPatch("patched", absl::StrJoin(names, ","));
 }
 
 }  // namespace awfshim

@@ -24,13 +24,24 @@ CLI_FLAGS = ["--model", "gpt-5-mini", "--allow-all-tools"]
 REDUCING_FLAGS = ["--no-auto-update", "--disable-client-telemetry", "--disable-builtin-mcps"]
 
 
-def install_copilot():
-    """The pinned CLI from npm (cached outside the repo); returns the path of `copilot`."""
-    out = subprocess.run([os.path.join(ROOT, "scripts", "lib", "install-copilot")], capture_output=True,
+def _install(*flags):
+    out = subprocess.run([os.path.join(ROOT, "scripts", "lib", "install-copilot"), *flags], capture_output=True,
                          text=True, timeout=1800)
     if out.returncode != 0:
         raise RuntimeError(f"install-copilot failed:\n{out.stdout}\n{out.stderr}")
-    return out.stdout.strip().splitlines()[-1]
+    return out.stdout.strip().splitlines()
+
+
+def install_copilot():
+    """The pinned CLI from npm (cached outside the repo); returns the path of `copilot`."""
+    return _install()[-1]
+
+
+def install_copilot_on_node24():
+    """Copilot CLI 1.0.6 (all JavaScript) and Node.js 24, both from npm: the argv prefix that runs
+    the CLI through Node's own OpenSSL."""
+    paths = dict(line.split(": ", 1) for line in _install("--node24") if line.startswith(("node24: ", "copilot-js: ")))
+    return [paths["node24"], paths["copilot-js"]]
 
 
 class Firewall:
@@ -64,7 +75,8 @@ class Firewall:
         for p in reversed(self._procs):
             p.__exit__(None, None, None)
 
-    def run_cli(self, prompt="say hi", shim=True, proxy_env=False, reduced=True, trace=None, timeout=180):
+    def run_cli(self, prompt="say hi", shim=True, proxy_env=False, reduced=True, trace=None, timeout=180, cli=None):
+        """cli: the argv prefix of another CLI build (default: the pinned `copilot`)."""
         home = tempfile.mkdtemp(prefix="home-", dir=self.work)  # a fresh HOME: no cached answers
         workdir = tempfile.mkdtemp(prefix="cwd-", dir=self.work)
         # install-copilot's layout: DIR/node_modules/@github/copilot-linux-x64/copilot, DIR/pkg-cache
@@ -79,7 +91,7 @@ class Firewall:
         if proxy_env:
             env.update(HTTPS_PROXY=self.squid.proxy_url, HTTP_PROXY=self.squid.proxy_url,
                        NO_PROXY="localhost,127.0.0.1,::1")
-        argv = [self.copilot, "-p", prompt, *CLI_FLAGS, *(REDUCING_FLAGS if reduced else [])]
+        argv = [*(cli or [self.copilot]), "-p", prompt, *CLI_FLAGS, *(REDUCING_FLAGS if reduced else [])]
         return subprocess.run(argv, env=env, cwd=workdir, stdin=subprocess.DEVNULL, capture_output=True,
                               text=True, timeout=timeout)
 

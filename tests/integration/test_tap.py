@@ -1,5 +1,7 @@
-"""The TLS plaintext tap for clients that link OpenSSL dynamically (curl, python): the trace gets
-one `http` event per exchange — never a credential, never a body — with bounded memory."""
+"""The TLS plaintext tap: for clients that link OpenSSL dynamically (curl, python), through the
+front's interposed SSL_* symbols; for Node.js, whose executable calls its own OpenSSL, through
+patched function entries. The trace gets one `http` event per exchange — never a credential, never
+a body — with bounded memory."""
 import json
 import os
 import shutil
@@ -73,6 +75,44 @@ class Tap(TempDirTest):
         r = run([PYTHON, "-c", code], env=self.env())
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual([(e["method"], e["path"], e["status"]) for e in self.http_events()], [("GET", "/py", 200)])
+
+    def node(self, script, *args, **env):
+        r = run(["/usr/bin/node", "-e", script, *args], env=self.env(NODE_EXTRA_CA_CERTS=CA, **env))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, "")
+        return r.stdout
+
+    # Three requests on one keep-alive connection; Node writes the first one from JavaScript that
+    # runs inside SSL_read (the handshake-done callback), the case a re-entry guard would lose.
+    NODE_GETS = """
+        const https = require('https');
+        const agent = new https.Agent({keepAlive: true, maxSockets: 1});
+        const get = (i) => https.get(process.argv[1] + i, {agent}, (res) => {
+          let n = 0; res.on('data', (d) => n += d.length);
+          res.on('end', () => { console.log(res.statusCode, n); i < 3 ? get(i + 1) : agent.destroy(); });
+        });
+        get(1);
+    """
+
+    def tap_events(self):
+        return [e for e in read_trace(self.trace) if e["ev"] == "tap"]
+
+    def test_node_static_openssl_is_patched_and_sees_the_first_request(self):
+        out = self.node(self.NODE_GETS, f"https://{net.API}/node/")
+        self.assertEqual(len(out.split("\n")), 4, out)
+        [tap] = self.tap_events()
+        self.assertEqual((tap["mode"], tap["outcome"]), ("patch", "patched"))
+        self.assertEqual(tap["functions"], "SSL_write,SSL_write_ex,SSL_read,SSL_read_ex,SSL_free")
+        events = self.http_events()
+        self.assertEqual([(e["method"], e["path"], e["status"], e["sni"]) for e in events],
+                         [("GET", f"/node/{i}", 200, net.API) for i in (1, 2, 3)])
+        self.assertEqual(len([e for e in read_trace(self.trace) if e["ev"] == "tunnel"]), 1)
+
+    def test_node_tap_off_patches_nothing(self):
+        self.node(self.NODE_GETS, f"https://{net.API}/node/", AWF_SHIM_TAP="off")
+        self.assertEqual(self.tap_events(), [])
+        self.assertEqual(self.http_events(), [])
+        self.assertEqual(len([e for e in read_trace(self.trace) if e["ev"] == "tunnel"]), 1)
 
     def test_keep_alive_connection_carries_several_exchanges(self):
         self.curl(f"https://{net.API}/a", "-o", "/dev/null", f"https://{net.API}/b", "-o", "/dev/null",
