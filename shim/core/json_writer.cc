@@ -132,6 +132,12 @@ void JsonWriter::Escaped(absl::string_view s) {
   out_.push_back('"');
   size_t i = 0;
   while (i < s.size()) {
+    // Printable ASCII other than the two that need a backslash goes over in runs.
+    size_t plain = i;
+    while (plain < s.size() && s[plain] >= 0x20 && s[plain] < 0x7f && s[plain] != '"' && s[plain] != '\\') plain++;
+    out_.append(s.data() + i, plain - i);
+    i = plain;
+    if (i == s.size()) break;
     unsigned char c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
       size_t n = Utf8Length(s.substr(i));
@@ -165,8 +171,6 @@ void JsonWriter::Escaped(absl::string_view s) {
           out_.append("\\u00");
           out_.push_back(kHex[c >> 4]);
           out_.push_back(kHex[c & 15]);
-        } else {
-          out_.push_back(static_cast<char>(c));
         }
     }
     i++;

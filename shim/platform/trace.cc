@@ -15,13 +15,23 @@
 namespace awfshim {
 
 std::string FormatUtcMicros(long seconds, long micros) {
-  time_t t = seconds;
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[96];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
-  return buf;
+  // Events come in bursts within a second: the date and time are formatted once per second and
+  // thread, the microseconds every time.
+  thread_local long cached_seconds = -1;
+  thread_local char cached[64];
+  if (seconds != cached_seconds) {
+    time_t t = seconds;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    std::snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    cached_seconds = seconds;
+  }
+  std::string out = cached;
+  char digits[7] = "000000";
+  for (int i = 5; i >= 0 && micros > 0; i--, micros /= 10) digits[i] = static_cast<char>('0' + micros % 10);
+  out.append(digits, 6).push_back('Z');
+  return out;
 }
 
 absl::Status Trace::Open(absl::string_view spec, absl::string_view exe, const awf_functions* real) {

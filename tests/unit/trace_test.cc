@@ -71,6 +71,8 @@ TEST(Trace, EventsCarryTheCommonFields) {
 TEST(Trace, TimestampIsUtcWithMicroseconds) {
   EXPECT_EQ(FormatUtcMicros(0, 0), "1970-01-01T00:00:00.000000Z");
   EXPECT_EQ(FormatUtcMicros(1795887524, 123456), "2026-11-28T17:38:44.123456Z");
+  EXPECT_EQ(FormatUtcMicros(1795887524, 7), "2026-11-28T17:38:44.000007Z");  // the same second, cached
+  EXPECT_EQ(FormatUtcMicros(1795887525, 999999), "2026-11-28T17:38:45.999999Z");
 }
 
 TEST(Trace, FileIsCreated0600AndPercentPBecomesThePid) {
