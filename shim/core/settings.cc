@@ -147,11 +147,15 @@ class Builder {
       if (!v || v->empty()) continue;
       absl::string_view host = *v;
       absl::ConsumePrefix(&host, "https://") || absl::ConsumePrefix(&host, "http://");
-      host = host.substr(0, host.find_first_of("/:?#"));
+      host = host.substr(0, host.find_first_of("/?#"));
+      // A URL may carry credentials (https://x-access-token:TOKEN@host): they are skipped and,
+      // like the rest of the value, never repeated in a message.
+      if (size_t at = host.rfind('@'); at != absl::string_view::npos) host.remove_prefix(at + 1);
+      host = host.substr(0, host.find(':'));
       std::string norm = NormalizeHost(host);
       absl::StatusOr<HostPattern> exact = HostPattern::Parse(norm);
       if (norm.empty() || !exact.ok() || absl::StrContains(norm, "*")) {
-        Error(std::string(var), absl::StrCat("'", *v, "' does not name a host; expected e.g. contoso.ghe.com"));
+        Error(std::string(var), absl::StrCat("'", host, "' does not name a host; expected e.g. contoso.ghe.com"));
       } else if (norm != "github.com" && norm != "www.github.com") {
         s_.rules.AddRoute(*std::move(exact));
         s_.rules.AddRoute(*HostPattern::Parse(absl::StrCat("*.", norm)));
@@ -320,7 +324,9 @@ std::string ProxyUrl::Authority() const {
 
 std::string ProxyUrl::Redacted() const {
   if (!has_credentials()) return absl::StrCat("http://", Authority());
-  return absl::StrCat("http://", user, password.empty() ? "" : ":***", "@", Authority());
+  // A user without a password is itself the credential (a token as the user name).
+  if (password.empty()) return absl::StrCat("http://***@", Authority());
+  return absl::StrCat("http://", user, ":***@", Authority());
 }
 
 Settings BuildSettings(const Environment& env, const FileReader& read_file) { return Builder(env, read_file).Build(); }

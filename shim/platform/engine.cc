@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "awfshim/redact.h"
 #include "events.h"
 #include "pump.h"
 
@@ -25,8 +26,9 @@ awf_engine g_published;
 constexpr size_t kMaxConfigBytes = 1 << 20;
 constexpr unsigned kMaxTrackedFds = 1 << 20;
 
+// stderr is the application's: scrubbed like the trace, whatever a message quotes.
 void Say(absl::string_view message) {
-  std::string line = absl::StrCat("awf-shim: ", message, "\n");
+  std::string line = absl::StrCat("awf-shim: ", ScrubTokens(message), "\n");
   (void)!real().write(2, line.data(), line.size());
 }
 

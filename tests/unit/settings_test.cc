@@ -46,6 +46,7 @@ TEST(ProxyUrl, ParsesTheFirewallsProxyAndCredentials) {
   EXPECT_EQ(c->password, "p:ss");
   EXPECT_EQ(c->host, "squid.local");
   EXPECT_EQ(c->Redacted(), "http://us@er:***@squid.local:8080");
+  EXPECT_EQ(ProxyUrl::Parse("http://ghp_tokenAsUser@squid.local:3128")->Redacted(), "http://***@squid.local:3128");
 
   auto v6 = ProxyUrl::Parse("[::1]:3128");
   ASSERT_TRUE(v6.ok());
@@ -94,6 +95,18 @@ TEST(Settings, TenantFromEachVariableAddsItsDomain) {
     EXPECT_TRUE(s.rules.RoutesName("api.github.com")) << var;
     EXPECT_FALSE(s.rules.RoutesName("other.ghe.com")) << var;
   }
+}
+
+TEST(Settings, TenantUrlCredentialsAreSkippedAndNeverRepeated) {
+  const std::string token = "ghs_" + std::string(36, 'Q');
+  Settings s = Build({{"AWF_SHIM_PROXY", "http://127.0.0.1:3128"},
+                      {"GITHUB_SERVER_URL", "https://x-access-token:" + token + "@contoso-aw.ghe.com:443/"}});
+  EXPECT_EQ(Errors(s), "");
+  EXPECT_TRUE(s.rules.RoutesName("api.contoso-aw.ghe.com"));
+  EXPECT_FALSE(s.rules.RoutesName("x-access-token"));
+  Settings bad = Build({{"AWF_SHIM_PROXY", "http://127.0.0.1:3128"}, {"GITHUB_SERVER_URL", "https://" + token + "@/"}});
+  EXPECT_NE(Errors(bad).find("does not name a host"), std::string::npos);
+  EXPECT_EQ(Errors(bad).find(token), std::string::npos) << Errors(bad);
 }
 
 TEST(Settings, GithubDotComTenantAddsNothingExtra) {
