@@ -13,12 +13,13 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "fixtures"))
 
 import net  # noqa: E402
-from harness import BUILD, FRONT  # noqa: E402
+from harness import BUILD, FRONT, SENTINEL_TOKEN  # noqa: E402
 from squid import Squid  # noqa: E402
 
 TENANT_IP = "127.0.0.3"
-# A fake fine-grained PAT: recognisable, so the tests can prove it never reaches a trace.
-TOKEN = "github_pat_11E2E0TEST0" + "x" * 20 + "_FakeTokenForTheEndToEndTestsOnly0123456789abcdefghij"
+# A fake fine-grained PAT: recognisable (harness.SENTINEL_TOKEN), so the tests and the secrets scan
+# can prove it never reaches a trace.
+TOKEN = SENTINEL_TOKEN
 ANSWER = "Hello from the fake tenant, through the firewall."
 CLI_FLAGS = ["--model", "gpt-5-mini", "--allow-all-tools"]
 REDUCING_FLAGS = ["--no-auto-update", "--disable-client-telemetry", "--disable-builtin-mcps"]

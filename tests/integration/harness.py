@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get("AWF_BUILD", os.path.join(ROOT, "build"))
@@ -24,6 +25,42 @@ _SCRUBBED = ("LD_PRELOAD", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_pro
              "all_proxy", "NO_PROXY", "no_proxy", "GH_HOST", "COPILOT_GH_HOST", "GITHUB_SERVER_URL")
 
 
+# Recognisable fake secrets. Every process under the shim gets SENTINEL_ENV (shim_env); tests
+# that need a proxy URL with credentials or an Authorization header use proxy_url() and
+# SENTINEL_HEADER_TOKEN. run.py's secrets scan (secrets_scan.py) searches every trace and every
+# stderr of the run for all of them, and for SENTINEL_MARK, which each one contains. Token
+# characters only ([A-Za-z0-9_]) after GitHub's prefixes, like real tokens, so that the shim's
+# token scrubbing sees them whole.
+SENTINEL_MARK = "AWFSHIMSENTINEL"
+
+
+def _fake(prefix, what, length):
+    body = SENTINEL_MARK + what
+    return prefix + body + ("0123456789abcdefghijklmnopqrstuvwxyz" * 3)[:max(0, length - len(body))]
+
+
+# The CLI's token in the end-to-end tests (fake_tenant reports its kind: github_pat_).
+SENTINEL_TOKEN = _fake("github_pat_11", "00000_CopilotCliToken", 80)
+SENTINEL_ENV = {
+    "GITHUB_TOKEN": _fake("ghp_", "GithubToken", 36),
+    "GH_TOKEN": _fake("gho_", "GhToken", 36),
+    "COPILOT_GITHUB_TOKEN": SENTINEL_TOKEN,
+    "GH_ENTERPRISE_TOKEN": _fake("ghu_", "GhEnterpriseToken", 36),
+    "OPENAI_API_KEY": _fake("sk-proj-", "OpenAiKey", 48),  # no GitHub prefix: nothing scrubs it
+}
+SENTINEL_HEADER_TOKEN = _fake("github_pat_11", "HeaderToken0_", 80)  # Authorization, ?access_token=
+SENTINEL_PROXY_USER = "awf-agent"
+SENTINEL_PROXY_PASSWORD = f"{SENTINEL_MARK}-proxy:p@ss/w0rd"  # %-encoded in a URL
+SENTINELS = {**{v: f"sentinel {k}" for k, v in SENTINEL_ENV.items()},
+             SENTINEL_HEADER_TOKEN: "sentinel Authorization header token",
+             SENTINEL_PROXY_PASSWORD: "sentinel proxy password"}
+
+
+def proxy_url(authority, user=SENTINEL_PROXY_USER, password=SENTINEL_PROXY_PASSWORD):
+    """http://user:password@authority, both %-encoded; by default the sentinel credentials."""
+    return f"http://{urllib.parse.quote(user, safe='')}:{urllib.parse.quote(password, safe='')}@{authority}"
+
+
 def base_env(**extra):
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED and not k.startswith("AWF_SHIM")}
     env.update({k: str(v) for k, v in extra.items()})
@@ -31,8 +68,9 @@ def base_env(**extra):
 
 
 def shim_env(preload=True, **extra):
-    """The environment of a process under the front: extra holds AWF_SHIM_* and friends."""
-    env = base_env(**extra)
+    """The environment of a process under the front: extra holds AWF_SHIM_* and friends. It
+    always carries the fake credentials of SENTINEL_ENV (extra may override them)."""
+    env = base_env(**{**SENTINEL_ENV, **extra})
     if preload:
         env["LD_PRELOAD"] = FRONT
     return env

@@ -7,8 +7,8 @@ import threading
 import http.server
 import unittest
 
-from harness import (ENGINE, FRONT, PROGRAMS, PYTHON, TempDirTest, base_env, read_trace, run,
-                     shim_env)
+from harness import (ENGINE, FRONT, PROGRAMS, PYTHON, SENTINEL_MARK, SENTINEL_PROXY_USER, TempDirTest, base_env,
+                     proxy_url, read_trace, run, shim_env)
 
 HOOKS_DEF = os.path.join(os.path.dirname(__file__), "..", "..", "include", "awfshim", "hooks.def")
 
@@ -144,7 +144,7 @@ class InertMode(TempDirTest):
 class Loading(TempDirTest):
     def test_first_lookup_loads_the_engine_and_records_init(self):
         trace = self.path("t-%p.jsonl")
-        env = shim_env(AWF_SHIM="1", AWF_SHIM_TRACE=trace, HTTPS_PROXY="http://user:hunter2@127.0.0.1:3128",
+        env = shim_env(AWF_SHIM="1", AWF_SHIM_TRACE=trace, HTTPS_PROXY=proxy_url("127.0.0.1:3128"),
                        GH_HOST="contoso-aw.ghe.com")
         code = ("import os, socket; socket.getaddrinfo('localhost', 80);"
                 "print(os.getpid()); print(open('/proc/self/maps').read())")
@@ -156,12 +156,12 @@ class Loading(TempDirTest):
         self.assertEqual([e["ev"] for e in events], ["init", "dns"])
         self.assertEqual((events[1]["host"], events[1]["mode"]), ("localhost", "passthrough"))
         init = events[0]
-        self.assertEqual(init["settings"]["proxy"], "http://user:***@127.0.0.1:3128")
+        self.assertEqual(init["settings"]["proxy"], f"http://{SENTINEL_PROXY_USER}:***@127.0.0.1:3128")
         self.assertIn("*.contoso-aw.ghe.com", init["settings"]["route"])
         self.assertFalse(init["refuse_routed"])
         self.assertEqual(str(init["pid"]), pid)
         self.assertEqual(init["exe"], "python3")
-        self.assertNotIn("hunter2", open(trace.replace("%p", pid)).read())
+        self.assertNotIn(SENTINEL_MARK, open(trace.replace("%p", pid)).read())  # in the password
         self.assertEqual(os.stat(trace.replace("%p", pid)).st_mode & 0o777, 0o600)
 
     def test_concurrent_first_use_and_fork_neither_deadlock_nor_crash(self):

@@ -9,11 +9,11 @@ import tempfile
 import unittest
 
 import net
-from harness import PYTHON, TempDirTest, read_trace, run, shim_env
+from harness import PYTHON, SENTINEL_HEADER_TOKEN, TempDirTest, read_trace, run, shim_env
 
 W = CA = PROXY = None
 _stack = []
-SECRET = "github_pat_11TAPTEST00" + "y" * 60
+SECRET = SENTINEL_HEADER_TOKEN
 
 
 def setUpModule():
