@@ -118,6 +118,11 @@ void ErrorsReport::Add(const Event& e, std::string* out) {
       Emit(e, "configuration_error", Cat("configuration error: ", text), d, nullptr, nullptr, out);
       return;
     }
+    case Ev::kTap:
+      if (Str(e, "outcome") != "patched") {
+        Emit(e, "tap_refused", Cat("TLS tap off in this process: ", Str(e, "reason", "?")), {}, nullptr, nullptr, out);
+      }
+      return;
     case Ev::kInit: {
       simdjson::dom::array warnings;
       if (e.obj.at_key("warnings").get(warnings) != simdjson::SUCCESS) return;

@@ -61,6 +61,7 @@ Ev EvFromName(std::string_view n) {
   if (n == "http") return Ev::kHttp;
   if (n == "init") return Ev::kInit;
   if (n == "error") return Ev::kError;
+  if (n == "tap") return Ev::kTap;
   return Ev::kUnknown;
 }
 

@@ -18,7 +18,7 @@ class JsonWriter;
 
 namespace awfshim::tracetool {
 
-enum class Ev : uint8_t { kInit, kError, kDns, kConnect, kTunnel, kTls, kClose, kHttp, kUnknown };
+enum class Ev : uint8_t { kInit, kError, kDns, kConnect, kTunnel, kTls, kClose, kHttp, kTap, kUnknown };
 
 // The schema version this tool reads; a line with another "schema" is counted and skipped.
 inline constexpr int64_t kSchema = 1;

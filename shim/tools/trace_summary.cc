@@ -224,6 +224,9 @@ void Summary::Add(const Event& e) {
         AddError(e, Cat("name lookup ", Str(e, "host"), ": ", Str(e, "error")));
       }
       break;
+    case Ev::kTap:
+      if (Str(e, "outcome") != "patched") AddError(e, Cat("TLS tap off: ", Str(e, "reason")));
+      break;
     case Ev::kError:
       ++config_errors_;
       ++p.errors;

@@ -99,6 +99,9 @@ std::string Describe(const Event& e) {
   switch (e.ev) {
     case Ev::kInit:
       return DescribeInit(e);
+    case Ev::kTap:
+      return Str(e, "outcome") == "patched" ? Cat("patched ", Str(e, "functions"))
+                                            : Cat("patch refused: ", Str(e, "reason"));
     case Ev::kError: {
       std::string s = Cat(Str(e, "where", "?"), ": ", Str(e, "message"));
       if (std::string_view effect = Str(e, "effect"); !effect.empty()) Append(&s, " → ", effect);

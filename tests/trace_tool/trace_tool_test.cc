@@ -221,7 +221,7 @@ TEST(TraceTool, MalformedLinesAreReportedWithFileAndLine) {
   EXPECT_NE(r.err.find("garbage.jsonl:4: not JSON"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("truncated.jsonl:5: truncated last line"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("schema.jsonl:4: schema 2 (this tool reads schema 1): skipped"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("schema.jsonl:5: unknown event \"tap\": skipped"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("schema.jsonl:5: unknown event \"future\": skipped"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("nonobject.jsonl:1: not a JSON object (an array)"), std::string::npos) << r.err;
   EXPECT_EQ(r.out.rfind("1 host tunnelled, 1 failed name lookup\n", 0), 0u) << r.out;
   EXPECT_NE(r.out.find("  api.contoso-aw.ghe.com         3     3       0        750      1827  200 ×3\n"), std::string::npos)
@@ -240,6 +240,21 @@ TEST(TraceTool, UnknownEventsAndOtherSchemasAloneDoNotFail) {
   EXPECT_NE(r.err.find("t.jsonl:18: schema 3 (this tool reads schema 1): skipped"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("2 of 18 lines skipped: 1 of another schema version, 1 unknown event (future ×1)"),
             std::string::npos) << r.err;
+}
+
+TEST(TraceTool, RefusedTapPatchIsAnErrorAndAPatchIsNot) {
+  TempDir tmp;
+  WriteFile(tmp / "t.jsonl",
+            "{\"ts\":\"2026-11-28T19:00:55.000000Z\",\"pid\":7,\"tid\":7,\"exe\":\"node\",\"ev\":\"tap\",\"mode\":\"patch\","
+            "\"outcome\":\"patched\",\"functions\":\"SSL_write,SSL_read,SSL_free\"}\n"
+            "{\"ts\":\"2026-11-28T19:00:56.000000Z\",\"pid\":8,\"tid\":8,\"exe\":\"app\",\"ev\":\"tap\",\"mode\":\"patch\","
+            "\"outcome\":\"refused\",\"reason\":\"SSL_write: too short to patch: its code ends at +3\"}\n");
+  Result errors = RunTool({"errors", tmp / "t.jsonl"});
+  EXPECT_EQ(errors.err, "");
+  EXPECT_NE(errors.out.find("TLS tap off in this process: SSL_write: too short to patch"), std::string::npos) << errors.out;
+  EXPECT_EQ(errors.out.find("node"), std::string::npos) << "a successful patch is not an error: " << errors.out;
+  Result timeline = RunTool({"timeline", tmp / "t.jsonl"});
+  EXPECT_NE(timeline.out.find("patched SSL_write,SSL_read,SSL_free"), std::string::npos) << timeline.out;
 }
 
 TEST(TraceTool, TenMegabyteLineIsSkippedWithoutBufferingIt) {
