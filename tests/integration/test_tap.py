@@ -9,7 +9,7 @@ import tempfile
 import unittest
 
 import net
-from harness import PYTHON, SENTINEL_HEADER_TOKEN, TempDirTest, read_trace, run, shim_env
+from harness import PROGRAMS, PYTHON, SENTINEL_HEADER_TOKEN, TempDirTest, read_trace, run, shim_env
 
 W = CA = PROXY = None
 _stack = []
@@ -113,6 +113,14 @@ class Tap(TempDirTest):
         self.assertEqual(self.tap_events(), [])
         self.assertEqual(self.http_events(), [])
         self.assertEqual(len([e for e in read_trace(self.trace) if e["ev"] == "tunnel"]), 1)
+
+    def test_an_unpatchable_executable_runs_untouched_and_the_trace_says_why(self):
+        r = run([os.path.join(PROGRAMS, "short_ssl")], env=self.env())
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        self.assertEqual(r.stdout, "SSL_write=0 SSL_read-entry=own lookup=0\n")  # all or nothing
+        [tap] = self.tap_events()
+        self.assertEqual((tap["outcome"], tap["reason"]), ("refused", "SSL_write: too short to patch: its code ends at +3"))
+        self.assertTrue([e for e in read_trace(self.trace) if e["ev"] == "dns"], "the engine runs on")
 
     def test_keep_alive_connection_carries_several_exchanges(self):
         self.curl(f"https://{net.API}/a", "-o", "/dev/null", f"https://{net.API}/b", "-o", "/dev/null",
