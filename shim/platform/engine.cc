@@ -123,6 +123,7 @@ void AfterForkInParent() {
 
 // The child has one thread: every lock another thread held is re-made, the pump starts afresh.
 void AfterForkInChild() {
+  engine().pid = getpid();
   PumpResetInChild();
   engine().pool.ResetLocksInChild();
   engine().book.UnlockAfterFork();
@@ -182,6 +183,7 @@ extern "C" __attribute__((visibility("default"))) const awf_engine* awfshim_engi
   e->real = front->real;
   e->next_definition = front->next_definition;
   e->exe = front->exe ? front->exe : "";
+  e->pid = getpid();
   e->settings = BuildSettings(CopyEnvironment(front->environ_at_start), ReadWholeFile);
   if (!e->fds.Init(TrackedFdLimit())) {
     Say("cannot reserve the fd table; running without the shim");

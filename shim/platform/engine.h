@@ -2,6 +2,8 @@
 // can run during exit, after static destructors).
 #pragma once
 
+#include <unistd.h>
+
 #include <mutex>
 #include <optional>
 #include <string>
@@ -32,6 +34,7 @@ struct Engine {
   NameBook book;
   ConnPool pool;
   std::atomic<int> max_tracked_fd{-1};  // bounds the scans of close_range/closefrom
+  pid_t pid = 0;                         // this process; kept by the fork handler
 
   std::mutex proxy_mu;
   std::optional<ProxyEndpoint> proxy_endpoint;
@@ -40,6 +43,11 @@ struct Engine {
 // Valid once the front has attached the engine.
 Engine& engine();
 inline const awf_functions& real() { return *engine().real; }
+
+// A child made by vfork() (CPython's subprocess, posix_spawn) runs in its parent's memory until
+// it execs, and no fork handler tells us: every change to the engine's state would be the
+// parent's. Its fd hooks forward untouched (the child's fd table is its own).
+inline bool InVforkChild() { return getpid() != engine().pid; }
 
 // The shim's own calls into libc (name resolution of the proxy, forwarded lookups) set this, so
 // that a hook reached from inside them forwards instead of re-entering the engine. Application

@@ -5,7 +5,8 @@
 //  - a connection's state goes with its fd: cleared before the fd is closed (so a new file that
 //    gets the number is never mistaken for it), shared by dup'ed fds until the last one closes;
 //  - an fd of the shim's own (trace file, pump) is never closed by the application: close()
-//    reports success and leaves it, bulk closes skip it, dup2/dup3 onto it move it aside first.
+//    reports success and leaves it, bulk closes skip it, dup2/dup3 onto it move it aside first;
+//  - a vfork child (see InVforkChild) changes nothing: its calls are forwarded as they are.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -52,13 +53,14 @@ int CloseRangeAround(unsigned first, unsigned last, int flags, const std::vector
 }
 
 int Close(int fd) {
+  if (InVforkChild()) return real().close(fd);
   if (IsOwnedFd(fd)) return 0;
   UntrackFd(fd);
   return real().close(fd);
 }
 
 int CloseRange(unsigned first, unsigned last, int flags) {
-  if (first > last) return real().close_range(first, last, flags);  // let libc report EINVAL
+  if (first > last || InVforkChild()) return real().close_range(first, last, flags);  // libc reports EINVAL
   // CLOSE_RANGE_CLOEXEC closes nothing, so state stays; our own fds are close-on-exec already.
   bool closes = !(flags & CLOSE_RANGE_CLOEXEC);
   return CloseRangeAround(first, last, flags, ScanRange(first, last, closes));
@@ -91,16 +93,17 @@ int Shared(int oldfd, int newfd) {
   return newfd;
 }
 
-int Dup(int fd) { return Shared(fd, real().dup(fd)); }
+int Dup(int fd) { return InVforkChild() ? real().dup(fd) : Shared(fd, real().dup(fd)); }
 
 int Dup2(int oldfd, int newfd) {
-  if (oldfd == newfd) return real().dup2(oldfd, newfd);
+  if (oldfd == newfd || InVforkChild()) return real().dup2(oldfd, newfd);
   VacateOwned(newfd);
   UntrackFd(newfd);
   return Shared(oldfd, real().dup2(oldfd, newfd));
 }
 
 int Dup3(int oldfd, int newfd, int flags) {
+  if (InVforkChild()) return real().dup3(oldfd, newfd, flags);
   if (oldfd != newfd) {
     VacateOwned(newfd);
     UntrackFd(newfd);
@@ -111,7 +114,7 @@ int Dup3(int oldfd, int newfd, int flags) {
 template <typename Fn>
 int FcntlVia(Fn fn, int fd, int cmd, void* arg) {
   int rc = fn(fd, cmd, arg);
-  if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) return Shared(fd, rc);
+  if ((cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) && !InVforkChild()) return Shared(fd, rc);
   return rc;
 }
 
