@@ -824,6 +824,21 @@ struct Http1Stream::Impl {
   bool http2_reported = false;
   std::string problem;
 
+  // Feeds a request or response head; true once it is complete. Otherwise *in is used up or the
+  // connection given up. The start line is checked first: bytes that are not HTTP are reported
+  // as such however they came, in one piece that fills the buffer or in many small ones.
+  bool HeadComplete(HeadBuffer& head, absl::string_view* in, int64_t now_us, bool request) {
+    HeadBuffer::Result r = head.Feed(in, now_us);
+    if (r == HeadBuffer::Result::kDone) return true;
+    absl::string_view bad = request ? CheckRequestPrefix(head.view()) : CheckResponsePrefix(head.view());
+    if (!bad.empty()) {
+      GiveUp(bad, now_us);
+    } else if (r == HeadBuffer::Result::kOversized) {
+      GiveUp(absl::StrCat(request ? "request" : "response", " head larger than ", kMaxHttpHead, " bytes"), now_us);
+    }
+    return false;
+  }
+
   HeadBuffer client_head;
   BodyReader client_body;
   Phase client_phase = Phase::kHead;
@@ -1065,18 +1080,7 @@ void Http1Stream::OnClientBytes(absl::string_view in, int64_t now_us) {
   Impl& s = *impl_;
   while (!s.stopped) {
     if (s.client_phase == Phase::kHead) {
-      if (in.empty()) return;
-      HeadBuffer::Result r = s.client_head.Feed(&in, now_us);
-      if (r != HeadBuffer::Result::kDone) {
-        // The start line first: bytes that are not HTTP are reported as such however they came,
-        // whether in one piece that fills the buffer or in many small ones.
-        absl::string_view bad = CheckRequestPrefix(s.client_head.view());
-        if (!bad.empty()) return s.GiveUp(bad, now_us);
-        if (r == HeadBuffer::Result::kOversized) {
-          return s.GiveUp(absl::StrCat("request head larger than ", kMaxHttpHead, " bytes"), now_us);
-        }
-        return;
-      }
+      if (in.empty() || !s.HeadComplete(s.client_head, &in, now_us, /*request=*/true)) return;
       s.OnRequestHead(now_us);
       continue;
     }
@@ -1107,18 +1111,7 @@ void Http1Stream::OnServerBytes(absl::string_view in, int64_t now_us) {
   Impl& s = *impl_;
   while (!s.stopped) {
     if (s.server_phase == Phase::kHead) {
-      if (in.empty()) return;
-      HeadBuffer::Result r = s.server_head.Feed(&in, now_us);
-      if (r != HeadBuffer::Result::kDone) {
-        // The start line first: bytes that are not HTTP are reported as such however they came,
-        // whether in one piece that fills the buffer or in many small ones.
-        absl::string_view bad = CheckResponsePrefix(s.server_head.view());
-        if (!bad.empty()) return s.GiveUp(bad, now_us);
-        if (r == HeadBuffer::Result::kOversized) {
-          return s.GiveUp(absl::StrCat("response head larger than ", kMaxHttpHead, " bytes"), now_us);
-        }
-        return;
-      }
+      if (in.empty() || !s.HeadComplete(s.server_head, &in, now_us, /*request=*/false)) return;
       s.OnResponseHead(now_us);
       continue;
     }
