@@ -53,6 +53,7 @@ Conn* ConnPool::Acquire() {
   c->hello_done = c->request_done = c->reply_done = false;
   c->bytes_out.store(0);
   c->bytes_in.store(0);
+  c->inherited = false;
   return c;
 }
 

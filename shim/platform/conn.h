@@ -65,6 +65,9 @@ struct Conn {
   bool hello_done = false, request_done = false, reply_done = false;
 
   std::atomic<uint64_t> bytes_out{0}, bytes_in{0};
+  // A fork child's copy: the parent still holds the connection, so the child's close does not
+  // end it, and the child counts only the bytes it moves itself.
+  bool inherited = false;
 
   void RefreshFast() {
     fast.store(phase.load(std::memory_order_relaxed) == Phase::kOpen && !inspecting && held.empty(),

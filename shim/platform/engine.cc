@@ -122,12 +122,20 @@ void AfterForkInParent() {
 }
 
 // The child has one thread: every lock another thread held is re-made, the pump starts afresh.
+// The connections it inherits are the parent's too (see Conn::inherited).
 void AfterForkInChild() {
   engine().pid = getpid();
   PumpResetInChild();
   engine().pool.ResetLocksInChild();
   engine().book.UnlockAfterFork();
   engine().proxy_mu.unlock();
+  for (int fd = 0; fd <= engine().max_tracked_fd.load(); fd++) {
+    if (Conn* c = ConnFor(fd)) {
+      c->inherited = true;
+      c->bytes_out.store(0);
+      c->bytes_in.store(0);
+    }
+  }
 }
 
 // Long-lived clients (the Copilot CLI among them) exit without closing their connections: their

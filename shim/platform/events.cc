@@ -112,6 +112,7 @@ void TraceClose(const Conn& c, bool at_exit) {
   w.Field("kind", c.kind == ConnKind::kTunnel ? "tunnel" : c.kind == ConnKind::kAppProxied ? "application-proxied" : "direct");
   w.Field("bytes_out", c.bytes_out.load()).Field("bytes_in", c.bytes_in.load());
   if (at_exit) w.Field("open_at_exit", true);
+  if (c.inherited) w.Field("inherited", true);
   w.Key("ms").Double(static_cast<double>(MonotonicMicros() - c.started_us) / 1000.0, 3);
   t.Emit(w);
 }

@@ -212,7 +212,8 @@ void Summary::Add(const Event& e) {
       break;
     case Ev::kClose: {
       Host& h = HostFor(HostOfTarget(e.hot.host));
-      ++h.closes;
+      // A fork child's copy closing ends nothing: only its bytes count.
+      if (!Bool(e, "inherited")) ++h.closes;
       h.bytes_out += static_cast<uint64_t>(std::max<int64_t>(0, e.hot.bytes_out.value_or(0)));
       h.bytes_in += static_cast<uint64_t>(std::max<int64_t>(0, e.hot.bytes_in.value_or(0)));
       if (e.hot.open_at_exit) ++h.open_at_exit;

@@ -146,6 +146,7 @@ std::string Describe(const Event& e) {
                       Bytes(Int(e, "bytes_in")), " in");
       if (std::optional<double> ms = Num(e, "ms")) Append(&s, ", ", FormatMs(*ms), " ms");
       if (Bool(e, "open_at_exit")) s += ", open at exit";
+      if (Bool(e, "inherited")) s += ", the fork child's copy";
       return s;
     }
     case Ev::kHttp:

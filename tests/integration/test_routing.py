@@ -100,6 +100,29 @@ class RealClientsThroughSquid(RoutingTest):
                 " r.on('end', () => console.log(d)); }).on('error', e => { console.error(e.message); process.exit(1); })")
         self.assert_tunnelled(run(["node", "-e", code], env=self.env()), "/node")
 
+    def test_a_fork_childs_copy_of_a_tunnel_counts_only_its_own_bytes(self):
+        code = ("import os, socket\n"
+                f"s = socket.create_connection(('{net.API}', {net.ECHO_PORT}))\n"
+                "def echo(line):\n"
+                "    s.sendall(line)\n"
+                "    got = b''\n"
+                "    while not got.endswith(b'\\n'): got += s.recv(100)\n"
+                "    assert got == line, got\n"
+                "echo(b'parent-1\\n')\n"
+                "pid = os.fork()\n"
+                "if pid == 0:\n"
+                "    echo(b'child\\n'); s.close(); os._exit(0)\n"
+                "os.waitpid(pid, 0)\n"
+                "echo(b'parent-2\\n'); s.close()\n")
+        r = run([PYTHON, "-c", code], env=self.env())
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        closes = {e["pid"]: e for e in self.events("close")}
+        self.assertEqual(len(closes), 2, closes)
+        parent = next(e for e in closes.values() if not e.get("inherited"))
+        child = next(e for e in closes.values() if e.get("inherited"))
+        self.assertEqual((child["bytes_out"], child["bytes_in"]), (6, 6))
+        self.assertEqual((parent["bytes_out"], parent["bytes_in"]), (18, 18))
+
     def test_curl_ipv6_only(self):
         r = run(["curl", "-6", "-sS", "--cacert", CA, f"https://{net.API}/six"], env=self.env())
         self.assert_tunnelled(r, "/six")

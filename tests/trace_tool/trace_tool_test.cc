@@ -257,6 +257,21 @@ TEST(TraceTool, RefusedTapPatchIsAnErrorAndAPatchIsNot) {
   EXPECT_NE(timeline.out.find("patched SSL_write,SSL_read,SSL_free"), std::string::npos) << timeline.out;
 }
 
+TEST(TraceTool, AForkChildsCopyClosingEndsNoConnectionButItsBytesCount) {
+  TempDir tmp;
+  auto close = [](int pid, int bytes, bool inherited) {
+    std::string p = std::to_string(pid), b = std::to_string(bytes);
+    return "{\"ts\":\"2026-11-28T19:00:5" + p + ".000000Z\",\"pid\":" + p + ",\"tid\":" + p +
+           ",\"exe\":\"python3\",\"ev\":\"close\",\"fd\":3,\"host\":\"api.example\",\"port\":443,"
+           "\"kind\":\"tunnel\",\"bytes_out\":" + b + ",\"bytes_in\":" + b +
+           (inherited ? ",\"inherited\":true" : "") + ",\"ms\":1.0}\n";
+  };
+  WriteFile(tmp / "t.jsonl", close(2, 6, true) + close(1, 18, false));
+  Result r = RunTool({"summary", "--json", tmp / "t.jsonl"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("\"bytes_out\":24,\"bytes_in\":24,\"closes\":1,"), std::string::npos) << r.out;
+}
+
 TEST(TraceTool, TenMegabyteLineIsSkippedWithoutBufferingIt) {
   TempDir tmp;
   std::string lines = ReadFile(DataDir() + "/success.jsonl");
