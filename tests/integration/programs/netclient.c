@@ -87,6 +87,15 @@ static int fail_errno(const char *what) {
   return finish(false, buf);
 }
 
+/* A finished non-blocking connect's outcome: 0, or non-zero with errno set to its error. */
+static int connect_error(int fd) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+  errno = err;
+  return err;
+}
+
 /* Waits until fd is ready for `events`, counting timer ticks; edge-triggered: the caller must
  * have drained the fd (seen EAGAIN) before calling. */
 static int ep = -1, tfd = -1;
@@ -238,13 +247,7 @@ static int abandon(const struct addrinfo *res, bool early, int repeat, int settl
     if (!early) {
       struct pollfd p = {fd, POLLOUT, 0};
       if (poll(&p, 1, 20000) != 1) return finish(false, "connect: never writable");
-      int err = 0;
-      socklen_t len = sizeof err;
-      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-      if (err) {
-        errno = err;
-        return fail_errno("connect (SO_ERROR)");
-      }
+      if (connect_error(fd)) return fail_errno("connect (SO_ERROR)");
       if (send(fd, "PING\n", 5, MSG_NOSIGNAL) != 5) return fail_errno("send");
       char c;
       ssize_t n = recv(fd, &c, 1, 0);
@@ -398,13 +401,7 @@ int main(int argc, char **argv) {
       close(g);
     }
     if (!wait_ready(fd, EPOLLOUT, mode)) return finish(false, "connect: never writable");
-    int err = 0;
-    socklen_t len = sizeof err;
-    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err) {
-      errno = err;
-      return fail_errno("connect (SO_ERROR)");
-    }
+    if (connect_error(fd)) return fail_errno("connect (SO_ERROR)");
   }
   int family = res->ai_family;
   freeaddrinfo(res);
