@@ -1,31 +1,182 @@
-"""Connect-to-first-byte through the shim vs the same client using the proxy itself, through a
-real Squid, measured interleaved in one run:
-- curl, one fresh process per request (so each shimmed request also pays the one-time load of
-  the engine, which happens at the process's first name lookup);
-- python3 http.client, many fresh connections in one process (steady state).
-Runs inside a private network namespace (scripts/bench arranges it)."""
+"""Network clients side by side in one run, configurations interleaved so that drift on the
+machine hits all alike:
+
+- unrouted: curl straight to the upstream (loopback, never tunnelled) with no preload, the
+  front inert (AWF_SHIM unset) and the front active (AWF_SHIM=1), and no preload again (an A/A
+  control: its ratio is the noise of the run);
+- routed, through a real Squid: the same client using the proxy itself (`curl -x`,
+  http.client's set_tunnel), under the shim (AWF_SHIM=1, no proxy variables) and under
+  proxychains-ng (`proxychains4 -q -f CONF`: proxy_dns, an http entry for the same Squid).
+
+For each: connect-to-first-byte with one fresh curl per request (curl's own breakdown; an
+active shim also loads its engine in each), one curl making N sequential requests each on a new
+connection (`Connection: close`; the steady state), 256 MiB downloads (routed: also the shim
+with a trace and the TLS tap on / off), and the client's peak RSS and CPU time (wait4, through
+tests/bench/rusage_run). Routed only: python3 http.client, N new connections in one process.
+
+Runs inside a private network namespace (scripts/bench arranges it); every address is loopback."""
 import os
+import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-sys.path.insert(0, os.path.join(HERE, "..", "integration", "fixtures"))
+import bench_env as E
+import net
+from squid import Squid
 
-import net  # noqa: E402
-from harness import FRONT, shim_env, base_env  # noqa: E402
-from squid import Squid  # noqa: E402
-
-
-def curl_ttfb(url, ca, env, extra=()):
-    out = subprocess.run(["curl", "-s", "-o", "/dev/null", "--cacert", ca, "-w", "%{time_starttransfer}", *extra, url],
-                         env=env, capture_output=True, text=True, timeout=60, check=True).stdout
-    return float(out) * 1000
+NATIVE, SHIM, PROXYCHAINS = "curl -x (native proxying)", "curl via shim", "curl via proxychains-ng"
+BULK_TRACE_TAP, BULK_TRACE_NOTAP = "curl via shim, trace + TLS tap", "curl via shim, trace, AWF_SHIM_TAP=off"
+DIRECT, DIRECT_INERT, DIRECT_ACTIVE = "curl, no preload", "curl, front, AWF_SHIM unset", "curl, front, AWF_SHIM=1"
+DIRECT_AGAIN = "curl, no preload (A/A control)"
+BULK_BYTES = 256 * 1024 * 1024
 
 
-CLIENT = r"""
+class Usage:
+    """Runs commands under tests/bench/rusage_run, which reports each one's peak RSS and CPU."""
+
+    def __init__(self, build, work):
+        self.tool = build.tool("rusage_run")
+        self.out = os.path.join(work, "rusage")
+
+    def run(self, argv, env, timeout=300):
+        """Returns (stdout, peak RSS in KiB, CPU seconds user + system) of argv."""
+        r = subprocess.run([self.tool, self.out, *argv], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                           text=True, timeout=timeout)
+        if r.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv[:6])}… exited {r.returncode}: {r.stderr[-400:]}")
+        with open(self.out) as f:
+            kib, user_us, sys_us = (int(x) for x in f.read().split())
+        return r.stdout, kib, (user_us + sys_us) / 1e6
+
+
+class Clients:
+    """Sets of curl configurations: (argv prefix, environment, curl options) by label."""
+
+    def __init__(self, build, squid, ca, pc_conf, work):
+        self.ca, self.work = ca, work
+        self.usage = Usage(build, work)
+        # Unrouted: the name is pinned to the upstream's loopback address, so no lookup happens
+        # and the shim, active or not, leaves the connection alone.
+        pin = ["--resolve", f"{net.API}:443:{net.UPSTREAM_IP}"]
+        self.unrouted = {
+            DIRECT: ([], E.plain(), pin),
+            DIRECT_INERT: ([], E.front_unset(build), pin),
+            DIRECT_ACTIVE: ([], E.front_active(build), pin),
+            DIRECT_AGAIN: ([], E.plain(), pin),  # the noise of the run
+        }
+        self.routed = {
+            NATIVE: ([], E.plain(), ["-x", squid.proxy_url]),
+            SHIM: ([], E.front_active(build), []),
+            PROXYCHAINS: (E.proxychains_argv(pc_conf), E.plain(), []),
+        }
+        self.trace = os.path.join(work, "bench-trace.jsonl")
+        self.routed_bulk = dict(self.routed)
+        self.routed_bulk[BULK_TRACE_TAP] = ([], E.front_active(build, AWF_SHIM_TRACE=self.trace), [])
+        self.routed_bulk[BULK_TRACE_NOTAP] = ([], E.front_active(build, AWF_SHIM_TRACE=self.trace, AWF_SHIM_TAP="off"),
+                                              [])
+
+    def run_curl(self, spec, *args, timeout=300):
+        prefix, env, extra = spec
+        return self.usage.run([*prefix, "curl", "-s", "--cacert", self.ca, *extra, *args], env, timeout)
+
+
+def ci95(samples):
+    """Half-width of a ~95% interval for the median: the notch of a box plot, 1.58 IQR / sqrt(n)."""
+    if len(samples) < 4:
+        return 0.0
+    q1, _, q3 = statistics.quantiles(samples, n=4)
+    return 1.58 * (q3 - q1) / len(samples) ** 0.5
+
+
+def rotated(items, r):
+    items = list(items)
+    k = r % len(items)
+    return items[k:] + items[:k]
+
+
+def fresh_process(clients, configs, url, n):
+    fields = ["time_namelookup", "time_connect", "time_appconnect", "time_starttransfer"]
+    fmt = " ".join("%{" + f + "}" for f in fields)
+    samples = {k: [] for k in configs}
+    for i in range(n):
+        for label in rotated(configs, i):
+            out, kib, cpu = clients.run_curl(configs[label], "-o", "/dev/null", "-w", fmt, url, timeout=60)
+            samples[label].append([float(x) * 1000 for x in out.split()] + [kib, cpu * 1000])
+    med = {k: [statistics.median(col) for col in zip(*v)] for k, v in samples.items()}
+    base = med[next(iter(configs))][3]
+    print(f"curl, one fresh process per request, {n} requests each; medians, ms since curl's start of transfer:")
+    print(f"  {'configuration':30} {'DNS done':>8} {'connected':>9} {'TLS done':>8} {'1st byte':>8} {'ratio':>6}"
+          f" {'CPU ms':>7} {'peak RSS':>9}")
+    for label, m in med.items():
+        print(f"  {label:30} {m[0]:8.2f} {m[1]:9.2f} {m[2]:8.2f} {m[3]:8.2f} {m[3] / base:6.3f} {m[5]:7.2f}"
+              f" {m[4] / 1024:7.1f}MB")
+    return {"ttfb": {k: m[3] for k, m in med.items()}, "dns": {k: m[0] for k, m in med.items()},
+            "rss": {k: m[4] for k, m in med.items()}, "cpu": {k: m[5] for k, m in med.items()},
+            "ci": {k: ci95([x[3] for x in v]) for k, v in samples.items()}}
+
+
+def sequential(clients, configs, url, n, runs):
+    """One curl process, n+1 sequential requests each on a new connection; the first (which also
+    pays one-time set-up: the engine's load, proxychains' resolver) is dropped."""
+    config = os.path.join(clients.work, "sequential.curlrc")
+    with open(config, "w") as f:
+        f.write('header = "Connection: close"\n'
+                'write-out = "%{time_connect} %{time_appconnect} %{time_starttransfer}\\n"\n')
+        for i in range(n + 1):
+            f.write(f'url = "{url}?{i}"\noutput = "/dev/null"\n')
+    samples = {k: [] for k in configs}
+    cpus = {k: [] for k in configs}
+    for r in range(runs):
+        for label in rotated(configs, r):
+            out, _, cpu = clients.run_curl(configs[label], "-K", config, timeout=600)
+            rows = [[float(x) * 1000 for x in line.split()] for line in out.splitlines()]
+            if len(rows) != n + 1:
+                raise RuntimeError(f"{label}: {len(rows)} of {n + 1} requests reported")
+            samples[label] += rows[1:]
+            cpus[label].append(cpu * 1000 / (n + 1))
+    med = {k: [statistics.median(col) for col in zip(*v)] for k, v in samples.items()}
+    cpu = {k: statistics.median(v) for k, v in cpus.items()}
+    base = med[next(iter(configs))][2]
+    print(f"\ncurl, one process, {n} sequential requests each on a new connection (Connection: close), {runs} runs;"
+          " medians, ms:")
+    print(f"  {'configuration':30} {'connected':>9} {'TLS done':>8} {'1st byte':>8} {'ratio':>6} {'CPU ms/request':>15}")
+    for label, m in med.items():
+        print(f"  {label:30} {m[0]:9.3f} {m[1]:8.3f} {m[2]:8.3f} {m[2] / base:6.3f} {cpu[label]:15.3f}")
+    return {"ttfb": {k: m[2] for k, m in med.items()}, "cpu": cpu,
+            "ci": {k: ci95([x[2] for x in v]) for k, v in samples.items()}}
+
+
+def bulk(clients, configs, url, runs):
+    first = next(iter(configs))
+    speeds = {k: [] for k in configs}
+    cpus = {k: [] for k in configs}
+    rss = {k: 0 for k in configs}
+    for r in range(runs):
+        for label in rotated(configs, r):
+            if os.path.exists(clients.trace):
+                os.unlink(clients.trace)
+            out, kib, cpu = clients.run_curl(configs[label], "--http1.1", "-o", "/dev/null", "-w", "%{speed_download}",
+                                             url, timeout=600)
+            speeds[label].append(float(out) / 2**20)
+            cpus[label].append(cpu)
+            rss[label] = max(rss[label], kib)
+    best = {k: max(v) for k, v in speeds.items()}
+    cpu = {k: statistics.median(v) for k, v in cpus.items()}
+    print(f"\n{BULK_BYTES >> 20} MiB download, {runs} runs each: best MiB/s (range), ratio of times; median client CPU"
+          " (user+sys), ratio")
+    for label in best:
+        lo, hi = min(speeds[label]), best[label]
+        print(f"  {label:40} {hi:5.0f} ({lo:3.0f}–{hi:3.0f}) {best[first] / hi:6.3f}   CPU {cpu[label]:6.3f} s"
+              f" {cpu[label] / cpu[first]:6.3f}   peak RSS {rss[label] / 1024:5.1f}MB")
+    if BULK_TRACE_TAP in best:
+        tap = best[BULK_TRACE_NOTAP] / best[BULK_TRACE_TAP]
+        tap_cpu = cpu[BULK_TRACE_TAP] / cpu[BULK_TRACE_NOTAP]
+        print(f"  TLS tap on vs AWF_SHIM_TAP=off, both traced: ratio of times {tap:.3f}, of CPU {tap_cpu:.3f}")
+    return {"speed": best, "cpu": cpu, "rss": rss}
+
+
+PY_CLIENT = r"""
 import http.client, ssl, statistics, sys, time
 host, n, proxy = sys.argv[1], int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None
 ctx = ssl.create_default_context()
@@ -46,61 +197,56 @@ for i in range(n + 1):
     c.close()
 print(statistics.median(samples))
 """
+PY_NATIVE, PY_SHIM, PY_PROXYCHAINS = ("python http.client, set_tunnel", "python http.client via shim",
+                                      "python http.client via proxychains-ng")
 
 
-def python_ttfb(host, n, env, proxy=None):
-    argv = ["/usr/bin/python3", "-c", CLIENT, host, str(n)] + ([proxy] if proxy else [])
-    return float(subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, check=True).stdout)
+def python_steady(clients, build, pc_conf, n, runs):
+    argv = ["/usr/bin/python3", "-c", PY_CLIENT, E.ROUTED_NAME, str(n)]
+    configs = {
+        PY_NATIVE: (argv + [E.PROXY_URL.split("//")[1]], E.plain()),
+        PY_SHIM: (argv, E.front_active(build)),
+        PY_PROXYCHAINS: (E.proxychains_argv(pc_conf) + argv, E.plain()),
+    }
+    meds = {k: [] for k in configs}
+    for r in range(runs):
+        for label in rotated(configs, r):
+            cmd, env = configs[label]
+            out, _, _ = clients.usage.run(cmd, dict(env, SSL_CERT_FILE=clients.ca), timeout=600)
+            meds[label].append(float(out))
+    med = {k: statistics.median(v) for k, v in meds.items()}
+    print(f"\npython3 http.client, one process, {n} new connections; median of {runs} runs' medians (ms,"
+          " request start to response head):")
+    for label, m in med.items():
+        print(f"  {label:38} {m:8.2f} {m / med[PY_NATIVE]:6.3f}")
+    return med
 
 
-def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+def run(build, n, runs, bulk_runs, pc_conf):
     work = tempfile.mkdtemp(prefix="awfshim-bench-", dir="/tmp")
     os.chmod(work, 0o755)
+    try:
+        return run_in(build, n, runs, bulk_runs, pc_conf, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run_in(build, n, runs, bulk_runs, pc_conf, work):
     ca = net.make_ca(os.path.join(work, "ca"), [net.API])
     with net.upstream(work, "https", [f"{net.UPSTREAM_IP}:443"], "http", os.path.join(work, "ca")), \
             Squid(os.path.join(work, "squid"), port=3128, allow=[f".{net.TENANT}"],
                   hosts={net.API: net.UPSTREAM_IP}) as squid:
-        url = f"https://{net.API}/ttfb"
-        native_env = base_env()
-        shim = shim_env(AWF_SHIM="1", AWF_SHIM_PROXY=squid.proxy_url, GH_HOST=net.TENANT)
-        native, shimmed = [], []
-        for _ in range(n):
-            native.append(curl_ttfb(url, ca, native_env, ["-x", squid.proxy_url]))
-            shimmed.append(curl_ttfb(url, ca, shim))
-        base = statistics.median(native)
-        print(f"{'configuration':44} {'median ms':>10} {'ratio':>7}")
-        print(f"{'curl -x, fresh process per request':44} {base:10.2f} {1:7.3f}")
-        med = statistics.median(shimmed)
-        print(f"{'curl via shim, fresh process per request':44} {med:10.2f} {med / base:7.3f}")
-        env = dict(shim, SSL_CERT_FILE=ca)
-        plain_env = dict(native_env, SSL_CERT_FILE=ca)
-        rounds = [(python_ttfb(net.API, n, plain_env, "127.0.0.1:3128"), python_ttfb(net.API, n, env)) for _ in range(3)]
-        py_native = statistics.median(r[0] for r in rounds)
-        py_shim = statistics.median(r[1] for r in rounds)
-        print(f"{'python http.client via proxy, one process':44} {py_native:10.2f} {1:7.3f}")
-        print(f"{'python http.client via shim, one process':44} {py_shim:10.2f} {py_shim / py_native:7.3f}")
-
-        # Bulk: 256 MiB downloads, best of 3 each, interleaved.
-        big = f"https://{net.API}/bytes/{256 * 1024 * 1024}"
-        trace = os.path.join(work, "bench-trace.jsonl")
-        runs = {"curl -x (native proxying)": (native_env, ["-x", squid.proxy_url]),
-                "curl via shim": (shim, []),
-                "curl via shim, trace + TLS tap": (dict(shim, AWF_SHIM_TRACE=trace), []),
-                "curl via shim, trace, AWF_SHIM_TAP=off": (dict(shim, AWF_SHIM_TRACE=trace, AWF_SHIM_TAP="off"), [])}
-        speeds = {k: 0.0 for k in runs}
-        for _ in range(3):
-            for label, (env, extra) in runs.items():
-                out = subprocess.run(["curl", "-s", "--http1.1", "-o", "/dev/null", "--cacert", ca, "-w", "%{speed_download}",
-                                      *extra, big], env=env, capture_output=True, text=True, timeout=300, check=True)
-                speeds[label] = max(speeds[label], float(out.stdout) / 2**20)
-        print(f"\n{'256 MiB download':44} {'MiB/s':>10} {'ratio':>7}")
-        base_speed = speeds["curl -x (native proxying)"]
-        for label, speed in speeds.items():
-            print(f"{label:44} {speed:10.0f} {base_speed / speed:7.3f}")
-        print("(ratio: time relative to native proxying; the tap's own target compares tap on with AWF_SHIM_TAP=off: "
-              f"{speeds['curl via shim, trace, AWF_SHIM_TAP=off'] / speeds['curl via shim, trace + TLS tap']:.3f})")
-
-
-if __name__ == "__main__":
-    main()
+        if squid.proxy_url != E.PROXY_URL:
+            raise RuntimeError(f"Squid listens on {squid.proxy_url}, the configurations expect {E.PROXY_URL}")
+        clients = Clients(build, squid, ca, pc_conf, work)
+        url, big = f"https://{net.API}/ttfb", f"https://{net.API}/bytes/{BULK_BYTES}"
+        print("== unrouted traffic: curl straight to the upstream (loopback: never tunnelled)")
+        unrouted = {"fresh": fresh_process(clients, clients.unrouted, url, n),
+                    "seq": sequential(clients, clients.unrouted, url, n, runs),
+                    "bulk": bulk(clients, clients.unrouted, big, bulk_runs)}
+        print("\n== routed traffic through a real Squid: native proxying vs shim vs proxychains-ng")
+        routed = {"fresh": fresh_process(clients, clients.routed, url, n),
+                  "seq": sequential(clients, clients.routed, url, n, runs),
+                  "python": python_steady(clients, build, pc_conf, n, runs),
+                  "bulk": bulk(clients, clients.routed_bulk, big, bulk_runs)}
+        return {"unrouted": unrouted, "routed": routed}
