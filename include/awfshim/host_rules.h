@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/status/statusor.h"
+#include "awfshim/status.h"
 
 namespace awfshim {
 
@@ -26,7 +26,7 @@ std::string HostPort(absl::string_view host, uint16_t port);
 // Case-insensitive; a trailing dot is tolerated on both sides.
 class HostPattern {
  public:
-  static absl::StatusOr<HostPattern> Parse(absl::string_view text);
+  static StatusOr<HostPattern> Parse(absl::string_view text);
   bool Matches(absl::string_view normalized_host) const;
   std::string ToString() const;
   bool is_any() const { return kind_ == Kind::kAny; }
@@ -40,7 +40,7 @@ class HostPattern {
 // An IPv4 or IPv6 address range; a bare address is a range of one.
 class Cidr {
  public:
-  static absl::StatusOr<Cidr> Parse(absl::string_view text);
+  static StatusOr<Cidr> Parse(absl::string_view text);
   bool Contains(const sockaddr* addr) const;
   std::string ToString() const;
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/status/statusor.h"
+#include "awfshim/status.h"
 #include "awfshim/config_file.h"
 #include "awfshim/host_rules.h"
 
@@ -24,7 +24,7 @@ struct ProxyUrl {
   std::string user;
   std::string password;
 
-  static absl::StatusOr<ProxyUrl> Parse(absl::string_view url);
+  static StatusOr<ProxyUrl> Parse(absl::string_view url);
   bool has_credentials() const { return !user.empty() || !password.empty(); }
   // The URL with the password replaced: safe to log.
   std::string Redacted() const;
@@ -53,7 +53,7 @@ struct Settings {
 
 using Environment = absl::flat_hash_map<std::string, std::string>;
 // Reads a whole file; an error status says why it could not.
-using FileReader = std::function<absl::StatusOr<std::string>(const std::string& path)>;
+using FileReader = std::function<StatusOr<std::string>(const std::string& path)>;
 
 // Every variable the engine reads, for callers that copy the environment.
 bool IsSettingsVariable(absl::string_view name);

@@ -7,7 +7,7 @@
 #include "absl/strings/string_view.h"
 #include <string_view>
 
-#include "absl/status/status.h"
+#include "awfshim/status.h"
 #include "awfshim/json_writer.h"
 
 struct awf_functions;
@@ -18,7 +18,7 @@ class Trace {
  public:
   // `spec`: "" (off), "stderr", or a path in which %p becomes the pid. The file is created
   // 0600 and never through a symbolic link. I/O goes through `real`, never through a hook.
-  absl::Status Open(absl::string_view spec, absl::string_view exe, const awf_functions* real);
+  Status Open(absl::string_view spec, absl::string_view exe, const awf_functions* real);
   bool on() const { return fd_ >= 0; }
   int fd() const { return fd_; }
   // Whether `fd` is the trace's own file (kept open when the application closes "all" fds).

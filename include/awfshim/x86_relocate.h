@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/status/statusor.h"
+#include "awfshim/status.h"
 #include "absl/types/span.h"
 
 namespace awfshim::x86 {
@@ -31,7 +31,7 @@ struct RelocatedPrologue {
 // safely: a body too short for the jump, a branch anywhere in the body into the bytes the jump
 // replaces, a relative operand it cannot re-encode (loop, jrcxz, xbegin) or whose target is out
 // of rel32 reach from the trampoline, and bytes that do not decode.
-absl::StatusOr<RelocatedPrologue> RelocatePrologue(absl::Span<const uint8_t> function, uint64_t entry,
+StatusOr<RelocatedPrologue> RelocatePrologue(absl::Span<const uint8_t> function, uint64_t entry,
                                                    uint64_t trampoline_at);
 
 // `jmp rel32` at `from` to `to`; false when out of reach.

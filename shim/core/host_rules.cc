@@ -18,20 +18,20 @@ bool IsHostChar(char c) {
   return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
 }
 
-absl::Status CheckHostName(absl::string_view name) {
-  if (name.empty()) return absl::InvalidArgumentError("expected a host name");
-  if (name.size() > 253) return absl::InvalidArgumentError("host name longer than 253 characters");
+Status CheckHostName(absl::string_view name) {
+  if (name.empty()) return InvalidArgumentError("expected a host name");
+  if (name.size() > 253) return InvalidArgumentError("host name longer than 253 characters");
   for (absl::string_view label : absl::StrSplit(name, '.')) {
-    if (label.empty()) return absl::InvalidArgumentError("empty label in host name");
-    if (label.size() > 63) return absl::InvalidArgumentError("label longer than 63 characters");
+    if (label.empty()) return InvalidArgumentError("empty label in host name");
+    if (label.size() > 63) return InvalidArgumentError("label longer than 63 characters");
   }
   for (char c : name) {
-    if (c == '*') return absl::InvalidArgumentError("'*' is allowed only as the whole first label");
+    if (c == '*') return InvalidArgumentError("'*' is allowed only as the whole first label");
     if (!IsHostChar(c)) {
-      return absl::InvalidArgumentError(absl::StrCat("unexpected character '", std::string(1, c), "' in host name"));
+      return InvalidArgumentError(absl::StrCat("unexpected character '", std::string(1, c), "' in host name"));
     }
   }
-  return absl::OkStatus();
+  return OkStatus();
 }
 
 }  // namespace
@@ -45,7 +45,7 @@ std::string HostPort(absl::string_view host, uint16_t port) {
   return host.find(':') != absl::string_view::npos ? absl::StrCat("[", host, "]:", port) : absl::StrCat(host, ":", port);
 }
 
-absl::StatusOr<HostPattern> HostPattern::Parse(absl::string_view text) {
+StatusOr<HostPattern> HostPattern::Parse(absl::string_view text) {
   HostPattern p;
   std::string norm = NormalizeHost(text);
   if (norm == "*") {
@@ -56,7 +56,7 @@ absl::StatusOr<HostPattern> HostPattern::Parse(absl::string_view text) {
   if (absl::ConsumePrefix(&name, "*.")) {
     p.kind_ = Kind::kSubdomains;
   }
-  if (absl::Status s = CheckHostName(name); !s.ok()) return s;
+  if (Status s = CheckHostName(name); !s.ok()) return s;
   p.name_ = p.kind_ == Kind::kSubdomains ? absl::StrCat(".", name) : std::string(name);
   return p;
 }
@@ -85,7 +85,7 @@ std::string HostPattern::ToString() const {
   return name_;
 }
 
-absl::StatusOr<Cidr> Cidr::Parse(absl::string_view text) {
+StatusOr<Cidr> Cidr::Parse(absl::string_view text) {
   Cidr c;
   absl::string_view addr = text;
   int max_bits = 0;
@@ -94,7 +94,7 @@ absl::StatusOr<Cidr> Cidr::Parse(absl::string_view text) {
     addr = text.substr(0, slash);
     int n = 0;
     if (!absl::SimpleAtoi(text.substr(slash + 1), &n) || n < 0) {
-      return absl::InvalidArgumentError("expected a prefix length after '/'");
+      return InvalidArgumentError("expected a prefix length after '/'");
     }
     bits = n;
   }
@@ -106,11 +106,11 @@ absl::StatusOr<Cidr> Cidr::Parse(absl::string_view text) {
     c.family_ = AF_INET6;
     max_bits = 128;
   } else {
-    return absl::InvalidArgumentError("expected an IPv4 or IPv6 address");
+    return InvalidArgumentError("expected an IPv4 or IPv6 address");
   }
   c.prefix_bits_ = bits.value_or(max_bits);
   if (c.prefix_bits_ > max_bits) {
-    return absl::InvalidArgumentError(absl::StrCat("prefix length above ", max_bits));
+    return InvalidArgumentError(absl::StrCat("prefix length above ", max_bits));
   }
   return c;
 }
@@ -191,14 +191,14 @@ std::vector<ListError> HostRules::AddList(absl::string_view list, bool as_bypass
     if (!item.empty()) {
       bool looks_numeric = item.find(':') != absl::string_view::npos || item.find('/') != absl::string_view::npos ||
                            absl::ascii_isdigit(static_cast<unsigned char>(item.back()));
-      absl::StatusOr<Cidr> cidr = looks_numeric ? Cidr::Parse(item) : absl::InvalidArgumentError("");
+      StatusOr<Cidr> cidr = looks_numeric ? Cidr::Parse(item) : InvalidArgumentError("");
       if (cidr.ok()) {
         if (allow_cidrs) {
           AddBypass(*std::move(cidr));
         } else {
           errors.push_back({column, absl::StrCat("'", item, "': addresses are not allowed here; expected a host pattern")});
         }
-      } else if (absl::StatusOr<HostPattern> p = HostPattern::Parse(item); p.ok()) {
+      } else if (StatusOr<HostPattern> p = HostPattern::Parse(item); p.ok()) {
         if (as_bypass) {
           AddBypass(*std::move(p));
         } else {

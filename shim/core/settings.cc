@@ -26,16 +26,16 @@ int HexValue(char c) {
   return -1;
 }
 
-absl::StatusOr<std::string> PercentDecode(absl::string_view s) {
+StatusOr<std::string> PercentDecode(absl::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); i++) {
     if (s[i] != '%') {
       out.push_back(s[i]);
       continue;
     }
-    if (i + 2 >= s.size()) return absl::InvalidArgumentError("truncated %-escape");
+    if (i + 2 >= s.size()) return InvalidArgumentError("truncated %-escape");
     int hi = HexValue(s[i + 1]), lo = HexValue(s[i + 2]);
-    if (hi < 0 || lo < 0) return absl::InvalidArgumentError("bad %-escape");
+    if (hi < 0 || lo < 0) return InvalidArgumentError("bad %-escape");
     out.push_back(static_cast<char>(hi * 16 + lo));
     i += 2;
   }
@@ -95,7 +95,7 @@ class Builder {
     const std::string* path = Env("AWF_SHIM_CONFIG");
     if (!path || path->empty()) return;
     s_.config_path = *path;
-    absl::StatusOr<std::string> content = read_file_(*path);
+    StatusOr<std::string> content = read_file_(*path);
     if (!content.ok()) {
       Error(absl::StrCat("AWF_SHIM_CONFIG (", *path, ")"), std::string(content.status().message()));
       return;
@@ -119,7 +119,7 @@ class Builder {
     }
     const LocatedValue& v = raw.items.front();
     s_.proxy_source = v.where;
-    absl::StatusOr<ProxyUrl> url = ProxyUrl::Parse(v.text);
+    StatusOr<ProxyUrl> url = ProxyUrl::Parse(v.text);
     if (!url.ok()) {
       Error(v.where, absl::StrCat(url.status().message(), "; expected http://[user:pass@]host:port"));
       return;
@@ -153,7 +153,7 @@ class Builder {
       if (size_t at = host.rfind('@'); at != absl::string_view::npos) host.remove_prefix(at + 1);
       host = host.substr(0, host.find(':'));
       std::string norm = NormalizeHost(host);
-      absl::StatusOr<HostPattern> exact = HostPattern::Parse(norm);
+      StatusOr<HostPattern> exact = HostPattern::Parse(norm);
       if (norm.empty() || !exact.ok() || absl::StrContains(norm, "*")) {
         Error(std::string(var), absl::StrCat("'", host, "' does not name a host; expected e.g. contoso.ghe.com"));
       } else if (norm != "github.com" && norm != "www.github.com") {
@@ -169,9 +169,9 @@ class Builder {
     for (absl::string_view c : {"127.0.0.0/8", "::1/128"}) s_.rules.AddBypass(*Cidr::Parse(c));
     s_.rules.AddBypass(*HostPattern::Parse("localhost"));
     if (s_.proxy) {
-      if (absl::StatusOr<Cidr> c = Cidr::Parse(s_.proxy->host); c.ok()) {
+      if (StatusOr<Cidr> c = Cidr::Parse(s_.proxy->host); c.ok()) {
         s_.rules.AddBypass(*std::move(c));
-      } else if (absl::StatusOr<HostPattern> p = HostPattern::Parse(s_.proxy->host); p.ok()) {
+      } else if (StatusOr<HostPattern> p = HostPattern::Parse(s_.proxy->host); p.ok()) {
         s_.rules.AddBypass(*std::move(p));
       }
     }
@@ -193,15 +193,15 @@ class Builder {
           if (item == "*") s_.rules.AddBypass(*HostPattern::Parse("*"));
           continue;
         }
-        if (absl::StatusOr<Cidr> c = Cidr::Parse(item); c.ok()) {
+        if (StatusOr<Cidr> c = Cidr::Parse(item); c.ok()) {
           s_.rules.AddBypass(*std::move(c));
           continue;
         }
         absl::string_view name = item.substr(0, item.rfind(':') == absl::string_view::npos ? item.size() : item.rfind(':'));
-        absl::StatusOr<HostPattern> exact = HostPattern::Parse(name);
-        absl::StatusOr<HostPattern> subdomains = HostPattern::Parse(absl::StrCat("*.", name));
+        StatusOr<HostPattern> exact = HostPattern::Parse(name);
+        StatusOr<HostPattern> subdomains = HostPattern::Parse(absl::StrCat("*.", name));
         if (!exact.ok() || !subdomains.ok() || exact->is_any()) {
-          absl::Status why = !exact.ok() ? exact.status() : subdomains.status();
+          Status why = !exact.ok() ? exact.status() : subdomains.status();
           s_.warnings.push_back(absl::StrCat(var, ": ignored '", item, "': ", why.ok() ? "not a host name" : why.message()));
           continue;
         }
@@ -258,26 +258,26 @@ bool IsSettingsVariable(absl::string_view name) {
   return in(kOwnVariables) || in(kProxyVariables) || in(kTenantVariables) || in(kNoProxyVariables);
 }
 
-absl::StatusOr<ProxyUrl> ProxyUrl::Parse(absl::string_view url) {
+StatusOr<ProxyUrl> ProxyUrl::Parse(absl::string_view url) {
   ProxyUrl p;
   absl::string_view rest = absl::StripAsciiWhitespace(url);
   if (size_t scheme_end = rest.find("://"); scheme_end != absl::string_view::npos) {
     std::string scheme = absl::AsciiStrToLower(rest.substr(0, scheme_end));
     if (scheme != "http") {
-      return absl::InvalidArgumentError(absl::StrCat("unsupported proxy scheme '", scheme, "' (only http)"));
+      return InvalidArgumentError(absl::StrCat("unsupported proxy scheme '", scheme, "' (only http)"));
     }
     rest = rest.substr(scheme_end + 3);
   }
   absl::ConsumeSuffix(&rest, "/");
   if (rest.find_first_of("/?#") != absl::string_view::npos) {
-    return absl::InvalidArgumentError("a proxy URL has no path, query or fragment");
+    return InvalidArgumentError("a proxy URL has no path, query or fragment");
   }
   if (size_t at = rest.rfind('@'); at != absl::string_view::npos) {
     absl::string_view userinfo = rest.substr(0, at);
     rest = rest.substr(at + 1);
     size_t colon = userinfo.find(':');
-    absl::StatusOr<std::string> user = PercentDecode(userinfo.substr(0, colon));
-    absl::StatusOr<std::string> pass =
+    StatusOr<std::string> user = PercentDecode(userinfo.substr(0, colon));
+    StatusOr<std::string> pass =
         PercentDecode(colon == absl::string_view::npos ? absl::string_view() : userinfo.substr(colon + 1));
     if (!user.ok()) return user.status();
     if (!pass.ok()) return pass.status();
@@ -288,29 +288,29 @@ absl::StatusOr<ProxyUrl> ProxyUrl::Parse(absl::string_view url) {
   bool bracketed = absl::ConsumePrefix(&host, "[");
   if (bracketed) {
     size_t close = host.find(']');
-    if (close == absl::string_view::npos) return absl::InvalidArgumentError("unclosed '[' in proxy host");
+    if (close == absl::string_view::npos) return InvalidArgumentError("unclosed '[' in proxy host");
     port = host.substr(close + 1);
     host = host.substr(0, close);
-    if (!port.empty() && !absl::ConsumePrefix(&port, ":")) return absl::InvalidArgumentError("junk after ']'");
+    if (!port.empty() && !absl::ConsumePrefix(&port, ":")) return InvalidArgumentError("junk after ']'");
   } else if (size_t colon = host.rfind(':'); colon != absl::string_view::npos) {
     port = host.substr(colon + 1);
     host = host.substr(0, colon);
   }
-  if (host.empty()) return absl::InvalidArgumentError("missing proxy host");
+  if (host.empty()) return InvalidArgumentError("missing proxy host");
   if (bracketed || host.find(':') != absl::string_view::npos) {
     // Only an IPv6 literal has colons, and it must be in brackets ("[::1]:3128").
     if (!bracketed || host.find(':') == absl::string_view::npos || !Cidr::Parse(host).ok() ||
         host.find_first_of("[]/") != absl::string_view::npos) {
-      return absl::InvalidArgumentError(absl::StrCat("bad proxy host '", host, "' (an IPv6 address goes in brackets)"));
+      return InvalidArgumentError(absl::StrCat("bad proxy host '", host, "' (an IPv6 address goes in brackets)"));
     }
-  } else if (absl::StatusOr<HostPattern> hp = HostPattern::Parse(host);
+  } else if (StatusOr<HostPattern> hp = HostPattern::Parse(host);
              !hp.ok() || absl::StrContains(host, "*")) {
-    return absl::InvalidArgumentError(absl::StrCat("bad proxy host '", host, "'"));
+    return InvalidArgumentError(absl::StrCat("bad proxy host '", host, "'"));
   }
   if (!port.empty()) {
     int n = 0;
     if (!absl::SimpleAtoi(port, &n) || n < 1 || n > 65535) {
-      return absl::InvalidArgumentError(absl::StrCat("bad proxy port '", port, "'"));
+      return InvalidArgumentError(absl::StrCat("bad proxy port '", port, "'"));
     }
     p.port = static_cast<uint16_t>(n);
   }

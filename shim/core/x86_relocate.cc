@@ -78,25 +78,25 @@ bool EndsFlow(const ZydisDecodedInstruction& insn) {
 
 // Appends `d` (at `from` in the function) to `out` (whose end is at `out_at`), re-encoding a
 // relative operand for its new address.
-absl::Status Relocate(const Decoded& d, const uint8_t* bytes, uint64_t from, uint64_t out_at,
+Status Relocate(const Decoded& d, const uint8_t* bytes, uint64_t from, uint64_t out_at,
                       std::vector<uint8_t>& out) {
   const ZydisDecodedInstruction& insn = d.insn;
   bool branch = false;
   std::optional<uint64_t> target = RelativeTarget(d, from, &branch);
   if (!target) {
-    if (insn.attributes & ZYDIS_ATTRIB_IS_RELATIVE) return absl::UnimplementedError("a relative operand Zydis cannot resolve");
+    if (insn.attributes & ZYDIS_ATTRIB_IS_RELATIVE) return UnimplementedError("a relative operand Zydis cannot resolve");
     Append(out, bytes, insn.length);
-    return absl::OkStatus();
+    return OkStatus();
   }
-  auto out_of_reach = [&] { return absl::OutOfRangeError(absl::StrFormat("target %#x is beyond rel32 reach of the trampoline", *target)); };
+  auto out_of_reach = [&] { return OutOfRangeError(absl::StrFormat("target %#x is beyond rel32 reach of the trampoline", *target)); };
   if (!branch) {  // RIP-relative memory operand: same bytes, new displacement
-    if (insn.raw.disp.size != 32) return absl::UnimplementedError("a RIP-relative operand without a 32-bit displacement");
+    if (insn.raw.disp.size != 32) return UnimplementedError("a RIP-relative operand without a 32-bit displacement");
     std::optional<int32_t> disp = Rel32(out_at + insn.length, *target);
     if (!disp) return out_of_reach();
     size_t at = out.size();
     Append(out, bytes, insn.length);
     std::memcpy(out.data() + at + insn.raw.disp.offset, &*disp, sizeof *disp);
-    return absl::OkStatus();
+    return OkStatus();
   }
   uint8_t opcode = insn.opcode;
   if (insn.meta.category == ZYDIS_CATEGORY_COND_BR &&
@@ -107,16 +107,16 @@ absl::Status Relocate(const Decoded& d, const uint8_t* bytes, uint64_t from, uin
     out.push_back(0x0f);
     out.push_back(static_cast<uint8_t>(0x80 | (opcode & 0x0f)));
     AppendRel32(out, *rel);
-    return absl::OkStatus();
+    return OkStatus();
   }
   if (insn.mnemonic == ZYDIS_MNEMONIC_JMP || insn.mnemonic == ZYDIS_MNEMONIC_CALL) {
     std::optional<int32_t> rel = Rel32(out_at + 5, *target);
     if (!rel) return out_of_reach();
     out.push_back(insn.mnemonic == ZYDIS_MNEMONIC_JMP ? 0xe9 : 0xe8);
     AppendRel32(out, *rel);
-    return absl::OkStatus();
+    return OkStatus();
   }
-  return absl::UnimplementedError(absl::StrCat("cannot re-encode ", ZydisMnemonicGetString(insn.mnemonic)));
+  return UnimplementedError(absl::StrCat("cannot re-encode ", ZydisMnemonicGetString(insn.mnemonic)));
 }
 
 }  // namespace
@@ -129,7 +129,7 @@ bool EncodeJump(uint64_t from, uint64_t to, uint8_t out[kJumpSize]) {
   return true;
 }
 
-absl::StatusOr<RelocatedPrologue> RelocatePrologue(absl::Span<const uint8_t> function, uint64_t entry,
+StatusOr<RelocatedPrologue> RelocatePrologue(absl::Span<const uint8_t> function, uint64_t entry,
                                                    uint64_t trampoline_at) {
   Decoder decoder;
   RelocatedPrologue r;
@@ -142,12 +142,12 @@ absl::StatusOr<RelocatedPrologue> RelocatePrologue(absl::Span<const uint8_t> fun
   size_t offset = r.entry_skip;
   while (offset - r.entry_skip < kJumpSize) {
     std::optional<Decoded> d = decoder.At(function, offset);
-    if (!d) return absl::InvalidArgumentError(absl::StrFormat("undecodable bytes at +%d", offset));
+    if (!d) return InvalidArgumentError(absl::StrFormat("undecodable bytes at +%d", offset));
     if (EndsFlow(d->insn) && offset + d->insn.length - r.entry_skip < kJumpSize) {
-      return absl::FailedPreconditionError(absl::StrFormat("too short to patch: its code ends at +%d", offset + d->insn.length));
+      return FailedPreconditionError(absl::StrFormat("too short to patch: its code ends at +%d", offset + d->insn.length));
     }
-    absl::Status s = Relocate(*d, function.data() + offset, entry + offset, trampoline_at + r.trampoline.size(), r.trampoline);
-    if (!s.ok()) return absl::Status(s.code(), absl::StrFormat("at +%d: %s", offset, s.message()));
+    Status s = Relocate(*d, function.data() + offset, entry + offset, trampoline_at + r.trampoline.size(), r.trampoline);
+    if (!s.ok()) return Status(s.code(), absl::StrFormat("at +%d: %s", offset, s.message()));
     offset += d->insn.length;
   }
   r.patched_length = offset - r.entry_skip;
@@ -159,11 +159,11 @@ absl::StatusOr<RelocatedPrologue> RelocatePrologue(absl::Span<const uint8_t> fun
   // jump tables out of .text bodies; anything undecodable is refused rather than guessed at.
   for (size_t at = r.entry_skip; at < function.size();) {
     std::optional<Decoded> d = decoder.At(function, at);
-    if (!d) return absl::InvalidArgumentError(absl::StrFormat("undecodable bytes at +%d", at));
+    if (!d) return InvalidArgumentError(absl::StrFormat("undecodable bytes at +%d", at));
     bool branch = false;
     std::optional<uint64_t> target = RelativeTarget(*d, entry + at, &branch);
     if (branch && target && *target >= patched_begin && *target < patched_end) {
-      return absl::FailedPreconditionError(
+      return FailedPreconditionError(
           absl::StrFormat("the branch at +%d targets +%d, inside the bytes the jump replaces", at, *target - entry));
     }
     at += d->insn.length;
@@ -171,7 +171,7 @@ absl::StatusOr<RelocatedPrologue> RelocatePrologue(absl::Span<const uint8_t> fun
 
   uint8_t back[kJumpSize];
   if (!EncodeJump(trampoline_at + r.trampoline.size(), patched_end, back)) {
-    return absl::OutOfRangeError("the function is beyond rel32 reach of the trampoline");
+    return OutOfRangeError("the function is beyond rel32 reach of the trampoline");
   }
   Append(r.trampoline, back, sizeof back);
   return r;

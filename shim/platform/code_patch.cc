@@ -77,23 +77,23 @@ bool IsShimCode(const void* function) { return InSameObject(function, reinterpre
 
 }  // namespace
 
-absl::StatusOr<std::vector<void*>> PatchFunctions(absl::Span<const PatchRequest> requests) {
+StatusOr<std::vector<void*>> PatchFunctions(absl::Span<const PatchRequest> requests) {
   std::lock_guard<std::mutex> lock(g_mu);
   if (requests.empty()) return std::vector<void*>{};
   if (!g_patched) g_patched = new absl::flat_hash_set<uintptr_t>;
   uintptr_t low = UINTPTR_MAX, high = 0;
   for (const PatchRequest& r : requests) {
     auto at = reinterpret_cast<uintptr_t>(r.function);
-    if (g_patched->contains(at)) return absl::AlreadyExistsError(absl::StrCat(r.name, " is already patched"));
-    if (IsShimCode(r.function)) return absl::InvalidArgumentError(absl::StrCat(r.name, " is the shim's own"));
+    if (g_patched->contains(at)) return AlreadyExistsError(absl::StrCat(r.name, " is already patched"));
+    if (IsShimCode(r.function)) return InvalidArgumentError(absl::StrCat(r.name, " is the shim's own"));
     low = std::min(low, at);
     high = std::max(high, at + r.size);
   }
 
   const size_t length = (requests.size() * kSlotSize + PageSize() - 1) & ~(PageSize() - 1);
   uint8_t* page = MapNear(low, high, length);
-  if (!page) return absl::ResourceExhaustedError("no free page within rel32 reach below the functions");
-  auto fail = [&](absl::Status s) {
+  if (!page) return ResourceExhaustedError("no free page within rel32 reach below the functions");
+  auto fail = [&](Status s) {
     munmap(page, length);
     return s;
   };
@@ -104,24 +104,24 @@ absl::StatusOr<std::vector<void*>> PatchFunctions(absl::Span<const PatchRequest>
     const PatchRequest& r = requests[i];
     uint8_t* slot = page + i * kSlotSize;
     auto entry = reinterpret_cast<uintptr_t>(r.function);
-    absl::StatusOr<x86::RelocatedPrologue> moved = x86::RelocatePrologue(
+    StatusOr<x86::RelocatedPrologue> moved = x86::RelocatePrologue(
         absl::MakeConstSpan(static_cast<const uint8_t*>(r.function), r.size), entry,
         reinterpret_cast<uintptr_t>(slot + kThunkSize));
-    if (!moved.ok()) return fail(absl::Status(moved.status().code(), absl::StrCat(r.name, ": ", moved.status().message())));
+    if (!moved.ok()) return fail(Status(moved.status().code(), absl::StrCat(r.name, ": ", moved.status().message())));
     if (kThunkSize + moved->trampoline.size() > kSlotSize) {
-      return fail(absl::ResourceExhaustedError(absl::StrCat(r.name, ": the relocated prologue is too long")));
+      return fail(ResourceExhaustedError(absl::StrCat(r.name, ": the relocated prologue is too long")));
     }
     WriteThunk(slot, r.hook);
     std::memcpy(slot + kThunkSize, moved->trampoline.data(), moved->trampoline.size());
     Planned p{static_cast<uint8_t*>(r.function) + moved->entry_skip, moved->patched_length, {}};
     if (!x86::EncodeJump(reinterpret_cast<uintptr_t>(p.write_at), reinterpret_cast<uintptr_t>(slot), p.jump)) {
-      return fail(absl::OutOfRangeError(absl::StrCat(r.name, ": the slot is beyond rel32 reach")));
+      return fail(OutOfRangeError(absl::StrCat(r.name, ": the slot is beyond rel32 reach")));
     }
     plans.push_back(p);
     originals.push_back(slot + kThunkSize);
   }
   if (mprotect(page, length, PROT_READ | PROT_EXEC) != 0) {
-    return fail(absl::PermissionDeniedError(absl::StrCat("mprotect of the trampolines: ", std::strerror(errno))));
+    return fail(PermissionDeniedError(absl::StrCat("mprotect of the trampolines: ", std::strerror(errno))));
   }
 
   // Make every target page writable first, so that a refusal leaves all functions untouched.
@@ -137,7 +137,7 @@ absl::StatusOr<std::vector<void*>> PatchFunctions(absl::Span<const PatchRequest>
     if (mprotect(reinterpret_cast<void*>(pr.begin), pr.end - pr.begin, PROT_READ | PROT_WRITE) != 0) {
       int err = errno;
       restore(i);
-      return fail(absl::PermissionDeniedError(absl::StrCat("mprotect of ", requests[i].name, ": ", std::strerror(err))));
+      return fail(PermissionDeniedError(absl::StrCat("mprotect of ", requests[i].name, ": ", std::strerror(err))));
     }
   }
   for (const Planned& p : plans) {
@@ -151,8 +151,8 @@ absl::StatusOr<std::vector<void*>> PatchFunctions(absl::Span<const PatchRequest>
 
 #else
 
-absl::StatusOr<std::vector<void*>> PatchFunctions(absl::Span<const PatchRequest>) {
-  return absl::UnimplementedError("inline patching is implemented for x86-64 only");
+StatusOr<std::vector<void*>> PatchFunctions(absl::Span<const PatchRequest>) {
+  return UnimplementedError("inline patching is implemented for x86-64 only");
 }
 
 #endif

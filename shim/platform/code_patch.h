@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <vector>
 
-#include "absl/status/statusor.h"
+#include "awfshim/status.h"
 #include "absl/types/span.h"
 
 namespace awfshim {
@@ -22,6 +22,6 @@ struct PatchRequest {
 // original behaviour of requests[i], or nothing was written and the error says why. A function
 // is never patched twice, nor one of the shim's own. Call while the process has a single thread:
 // the entry bytes change under anything executing them.
-absl::StatusOr<std::vector<void*>> PatchFunctions(absl::Span<const PatchRequest> requests);
+StatusOr<std::vector<void*>> PatchFunctions(absl::Span<const PatchRequest> requests);
 
 }  // namespace awfshim

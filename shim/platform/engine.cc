@@ -46,9 +46,9 @@ Environment CopyEnvironment(char* const* env) {
   return out;
 }
 
-absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
+StatusOr<std::string> ReadWholeFile(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return absl::NotFoundError(absl::StrCat("cannot open: ", std::strerror(errno)));
+  if (fd < 0) return NotFoundError(absl::StrCat("cannot open: ", std::strerror(errno)));
   std::string content;
   char buf[16384];
   for (;;) {
@@ -57,13 +57,13 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
     if (n < 0) {
       int err = errno;
       real().close(fd);
-      return absl::DataLossError(absl::StrCat("cannot read: ", std::strerror(err)));
+      return DataLossError(absl::StrCat("cannot read: ", std::strerror(err)));
     }
     if (n == 0) break;
     content.append(buf, static_cast<size_t>(n));
     if (content.size() > kMaxConfigBytes) {
       real().close(fd);
-      return absl::ResourceExhaustedError("larger than 1 MiB");
+      return ResourceExhaustedError("larger than 1 MiB");
     }
   }
   real().close(fd);
@@ -197,7 +197,7 @@ extern "C" __attribute__((visibility("default"))) const awf_engine* awfshim_engi
     Say("cannot reserve the fd table; running without the shim");
     return nullptr;
   }
-  if (absl::Status s = e->trace.Open(e->settings.trace, e->exe, e->real); !s.ok()) Say(s.message());
+  if (Status s = e->trace.Open(e->settings.trace, e->exe, e->real); !s.ok()) Say(s.message());
   if (e->trace.on() && e->trace.owns(e->trace.fd())) MarkOwnedFd(e->trace.fd());
 
   for (const ConfigError& err : e->settings.errors) {

@@ -192,7 +192,7 @@ void PatchExecutableOpenSsl() {
     requests.push_back({t.name, fn.address, fn.size, t.hook});
     patched.push_back(&t);
   }
-  absl::StatusOr<std::vector<void*>> originals = PatchFunctions(requests);
+  StatusOr<std::vector<void*>> originals = PatchFunctions(requests);
   if (!originals.ok()) {
     TraceTapPatch("refused", originals.status().message());
     return;

@@ -34,23 +34,23 @@ std::string FormatUtcMicros(long seconds, long micros) {
   return out;
 }
 
-absl::Status Trace::Open(absl::string_view spec, absl::string_view exe, const awf_functions* real) {
+Status Trace::Open(absl::string_view spec, absl::string_view exe, const awf_functions* real) {
   real_ = real;
   exe_ = std::string(exe);
-  if (spec.empty()) return absl::OkStatus();
+  if (spec.empty()) return OkStatus();
   if (spec == "stderr") {
     fd_ = 2;
-    return absl::OkStatus();
+    return OkStatus();
   }
   std::string path = absl::StrReplaceAll(spec, {{"%p", absl::StrCat(getpid())}});
   int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
-    return absl::FailedPreconditionError(
+    return FailedPreconditionError(
         absl::StrCat("AWF_SHIM_TRACE: cannot open '", path, "': ", std::strerror(errno),
                      errno == ELOOP ? " (a symbolic link: refused)" : ""));
   }
   fd_ = fd;
-  return absl::OkStatus();
+  return OkStatus();
 }
 
 JsonWriter Trace::Event(absl::string_view ev) const {

@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <string>
 
-#include "absl/status/statusor.h"
+#include "awfshim/status.h"
 #include "absl/strings/str_split.h"
 #include "awfshim/settings.h"
 
@@ -47,8 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string name(line.substr(0, eq));
     if (awfshim::IsSettingsVariable(name)) env[name] = std::string(line.substr(eq + 1));
   }
-  awfshim::FileReader reader = [&file](const std::string&) -> absl::StatusOr<std::string> {
-    if (!file.empty() && file[0] == '!') return absl::NotFoundError("cannot open: No such file or directory");
+  awfshim::FileReader reader = [&file](const std::string&) -> awfshim::StatusOr<std::string> {
+    if (!file.empty() && file[0] == '!') return awfshim::NotFoundError("cannot open: No such file or directory");
     return file;
   };
 

@@ -94,7 +94,7 @@ TEST(CodePatch, HookRunsAndTrampolineKeepsOriginalBehaviour) {
 
   PatchRequest requests[] = {{"add", reinterpret_cast<void*>(add), kAddConstantSize, reinterpret_cast<void*>(DoubledAdd)},
                              {"test_je", reinterpret_cast<void*>(test_je), kTestJeSize, reinterpret_cast<void*>(NegatedTestJe)}};
-  absl::StatusOr<std::vector<void*>> originals = PatchFunctions(requests);
+  StatusOr<std::vector<void*>> originals = PatchFunctions(requests);
   ASSERT_TRUE(originals.ok()) << originals.status();
   g_original_add = reinterpret_cast<IntFn>((*originals)[0]);
   g_original_test_je = reinterpret_cast<IntFn>((*originals)[1]);
@@ -107,8 +107,8 @@ TEST(CodePatch, HookRunsAndTrampolineKeepsOriginalBehaviour) {
   EXPECT_EQ(test_je(41), -42);
   EXPECT_EQ(reinterpret_cast<uint8_t*>(add)[0], 0xf3) << "endbr64 stays at the entry";
 
-  absl::StatusOr<std::vector<void*>> again = PatchFunctions(absl::MakeConstSpan(requests, 1));
-  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
+  StatusOr<std::vector<void*>> again = PatchFunctions(absl::MakeConstSpan(requests, 1));
+  EXPECT_EQ(again.status().code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(add(1), 2002);
 }
 
@@ -121,36 +121,36 @@ TEST(CodePatch, RefusesAllWhenOneCannotBePatched) {
 
   PatchRequest short_pair[] = {{"add", reinterpret_cast<void*>(add), kAddConstantSize, reinterpret_cast<void*>(DoubledAdd)},
                                {"short", too_short, kTooShort.size(), reinterpret_cast<void*>(DoubledAdd)}};
-  absl::StatusOr<std::vector<void*>> r = PatchFunctions(short_pair);
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  StatusOr<std::vector<void*>> r = PatchFunctions(short_pair);
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(r.status().message().find("short: too short"), absl::string_view::npos) << r.status();
   EXPECT_EQ(add(1), 1001) << "nothing was written";
 
   PatchRequest loop_request[] = {{"loop", reinterpret_cast<void*>(loop), kLoopIntoPrologue.size(), reinterpret_cast<void*>(DoubledAdd)}};
   r = PatchFunctions(loop_request);
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
   EXPECT_NE(r.status().message().find("targets +2"), absl::string_view::npos) << r.status();
   EXPECT_EQ(loop(3), 3);
 }
 
 TEST(CodePatch, RefusesTheShimsOwnCode) {
   PatchRequest own[] = {{"own", reinterpret_cast<void*>(&DoubledAdd), 16, reinterpret_cast<void*>(NegatedTestJe)}};
-  EXPECT_EQ(PatchFunctions(own).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(PatchFunctions(own).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST(X86Relocate, RefusesWhatItCannotReencodeOrReach) {
   // jrcxz has no rel32 form.
   const uint8_t jrcxz[] = {0xe3, 0x10, 0x48, 0x89, 0xf8, 0xc3, 0x90};
   auto r = x86::RelocatePrologue(jrcxz, 0x400000, 0x3f0000);
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnimplemented) << r.status();
+  EXPECT_EQ(r.status().code(), StatusCode::kUnimplemented) << r.status();
   // A RIP-relative operand 2 GB away from the trampoline.
   const uint8_t far_load[] = {0x48, 0x8b, 0x05, 0x00, 0xff, 0xff, 0x7f, 0xc3};
   r = x86::RelocatePrologue(far_load, 0x80000000, 0x7fff0000);
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kOutOfRange) << r.status();
+  EXPECT_EQ(r.status().code(), StatusCode::kOutOfRange) << r.status();
   // Bytes that are not an instruction.
   const uint8_t garbage[] = {0x0f, 0xff};
   r = x86::RelocatePrologue(garbage, 0x400000, 0x3f0000);
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << r.status();
 }
 
 }  // namespace

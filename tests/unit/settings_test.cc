@@ -9,9 +9,9 @@ namespace awfshim {
 namespace {
 
 FileReader Files(absl::flat_hash_map<std::string, std::string> files) {
-  return [files](const std::string& path) -> absl::StatusOr<std::string> {
+  return [files](const std::string& path) -> StatusOr<std::string> {
     auto it = files.find(path);
-    if (it == files.end()) return absl::NotFoundError("cannot open: No such file or directory");
+    if (it == files.end()) return NotFoundError("cannot open: No such file or directory");
     return it->second;
   };
 }

@@ -91,7 +91,7 @@ TEST(Trace, RefusesToFollowASymlink) {
   std::string link = dir.path() + "/link";
   ASSERT_EQ(symlink(target.c_str(), link.c_str()), 0);
   Trace t;
-  absl::Status s = t.Open(link, "x", LibcFunctions());
+  Status s = t.Open(link, "x", LibcFunctions());
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("symbolic link"), std::string::npos) << s.message();
   EXPECT_FALSE(t.on());
@@ -101,7 +101,7 @@ TEST(Trace, RefusesToFollowASymlink) {
 
 TEST(Trace, UnwritableLocationIsAClearError) {
   Trace t;
-  absl::Status s = t.Open("/nonexistent-dir/x.jsonl", "x", LibcFunctions());
+  Status s = t.Open("/nonexistent-dir/x.jsonl", "x", LibcFunctions());
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("AWF_SHIM_TRACE: cannot open '/nonexistent-dir/x.jsonl'"), std::string::npos);
 }
