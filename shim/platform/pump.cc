@@ -27,7 +27,8 @@ struct Watched {
 std::mutex g_mu;  // guards everything below; taken after a Conn's mu, never before
 std::atomic<int> g_epoll{-1};  // an owned fd; moves if the application dup2()s onto it
 bool g_running = false;
-std::vector<Watched> g_watched;
+// Never freed: the pump thread may still read it while exit handlers run.
+std::vector<Watched>& g_watched = *new std::vector<Watched>;
 
 uint64_t Tag(const Conn& c) { return (uint64_t{c.generation} << 32) | static_cast<uint32_t>(c.fd); }
 
