@@ -21,13 +21,22 @@ struct DynamicTables {
   const uint32_t* gnu_hash = nullptr;
 };
 
+// A program header, copied: some executables (the Copilot CLI's) place their table at an
+// address that is not 8-byte aligned.
+ElfW(Phdr) PhdrAt(const dl_phdr_info* info, ElfW(Half) i) {
+  ElfW(Phdr) ph;
+  std::memcpy(&ph, reinterpret_cast<const char*>(info->dlpi_phdr) + i * sizeof ph, sizeof ph);
+  return ph;
+}
+
 // The main program is the first object dl_iterate_phdr reports.
 int ReadMainProgram(dl_phdr_info* info, size_t, void* out) {
   auto* t = static_cast<DynamicTables*>(out);
   t->base = info->dlpi_addr;
   for (ElfW(Half) i = 0; i < info->dlpi_phnum; i++) {
-    if (info->dlpi_phdr[i].p_type != PT_DYNAMIC) continue;
-    const auto* dyn = reinterpret_cast<const ElfW(Dyn)*>(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+    ElfW(Phdr) ph = PhdrAt(info, i);
+    if (ph.p_type != PT_DYNAMIC) continue;
+    const auto* dyn = reinterpret_cast<const ElfW(Dyn)*>(info->dlpi_addr + ph.p_vaddr);
     for (; dyn->d_tag != DT_NULL; dyn++) {
       // ld.so has relocated these in place (the section is writable); a value below the load
       // address has not been.
@@ -50,7 +59,7 @@ struct Containment {
 int FindContainer(dl_phdr_info* info, size_t, void* arg) {
   auto* c = static_cast<Containment*>(arg);
   for (ElfW(Half) i = 0; i < info->dlpi_phnum; i++) {
-    const ElfW(Phdr)& ph = info->dlpi_phdr[i];
+    ElfW(Phdr) ph = PhdrAt(info, i);
     uintptr_t begin = info->dlpi_addr + ph.p_vaddr;
     if (ph.p_type == PT_LOAD && c->address >= begin && c->address - begin < ph.p_memsz) {
       c->object = info->dlpi_addr;
