@@ -196,7 +196,11 @@ static const struct awf_engine *open_engine(void) {
     memcpy(path, front_path, dir);
     memcpy(path + dir, core, sizeof core);
   }
-  void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  /* RTLD_DEEPBIND: the engine's libraries bind to each other before the global scope, where an
+   * executable may export its own copies (Node 24 exports simdjson: the engine's parser ran on
+   * Node's implementation objects). Sanitizer runtimes refuse DEEPBIND; their builds do without. */
+  bool sanitized = dlsym(RTLD_DEFAULT, "__asan_init") || dlsym(RTLD_DEFAULT, "__tsan_init");
+  void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | (sanitized ? 0 : RTLD_DEEPBIND));
   if (!handle) {
     say("cannot load the engine: ", dlerror(), "; running without the shim");
     return NULL;
