@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "fixtures"))
 
 import net  # noqa: E402
-from harness import BUILD, FRONT, SENTINEL_TOKEN  # noqa: E402
+from harness import BUILD, SENTINEL_TOKEN, front_preload, sanitizer_env  # noqa: E402
 from squid import Squid  # noqa: E402
 
 TENANT_IP = "127.0.0.3"
@@ -86,7 +86,8 @@ class Firewall:
                "COPILOT_PKG_CACHE_HOME": pkg_cache, "GH_HOST": self.tenant, "COPILOT_GITHUB_TOKEN": TOKEN,
                "NODE_EXTRA_CA_CERTS": self.ca}
         if shim:
-            env.update(AWF_SHIM="1", LD_PRELOAD=FRONT, AWF_SHIM_PROXY=self.squid.proxy_url)
+            env.update(AWF_SHIM="1", LD_PRELOAD=front_preload(), AWF_SHIM_PROXY=self.squid.proxy_url,
+                       **sanitizer_env())
             if trace:
                 env["AWF_SHIM_TRACE"] = trace
         if proxy_env:
