@@ -34,6 +34,9 @@ struct ConfigFile {
 // front acts on them before the engine (and so the file) is read.
 inline constexpr absl::string_view kConfigKeys[] = {"proxy", "route", "bypass", "dns", "trace", "tap", "timeout_ms"};
 
+// Errors kept with their place; the rest are counted in one last error naming the file.
+inline constexpr size_t kMaxConfigErrors = 20;
+
 ConfigFile ParseConfigFile(absl::string_view path, absl::string_view content);
 
 }  // namespace awfshim

@@ -35,19 +35,19 @@ class Reader {
         Error(key_at, absl::StrCat("key \"", key_copy, "\" given twice"));
         continue;
       }
-      if (!ReadValue(key_copy, field.value())) return Fail(Location(doc), simdjson::TAPE_ERROR, "valid JSON");
+      if (!ReadValue(key_copy, field.value())) return Finish();
     }
     // Past the object, the document has a current location only if something follows it.
     if (const char* rest = Location(doc)) Error(rest, "unexpected content after the top-level object");
-    return std::move(out_);
+    return Finish();
   }
 
  private:
-  // Returns false when the document itself is broken (the message is already recorded).
+  // Returns false when the document itself is broken (recorded by Broken).
   bool ReadValue(const std::string& key, od::value value) {
     const char* at = Location(value);
     od::json_type type;
-    if (auto err = value.type().get(type)) return Fail(at, err, "a value"), false;
+    if (auto err = value.type().get(type)) return Broken(at, err, "a value");
     std::vector<LocatedValue>& slot = out_.values[key];
     bool numeric = key == "timeout_ms";
     bool list_ok = key == "route" || key == "bypass";
@@ -62,16 +62,16 @@ class Reader {
     }
     if (type == od::json_type::string) {
       std::string_view s;
-      if (auto err = value.get_string().get(s)) return Fail(at, err, "a string"), false;
+      if (auto err = value.get_string().get(s)) return Broken(at, err, "a string");
       slot.push_back({std::string(s), Where(at)});
       return true;
     }
     if (type == od::json_type::array && list_ok) {
       od::array arr;
-      if (auto err = value.get_array().get(arr)) return Fail(at, err, "an array"), false;
+      if (auto err = value.get_array().get(arr)) return Broken(at, err, "an array");
       for (auto element_result : arr) {
         od::value element;
-        if (auto err = std::move(element_result).get(element)) return Fail(at, err, "an array element"), false;
+        if (auto err = std::move(element_result).get(element)) return Broken(at, err, "an array element");
         const char* el_at = Location(element);
         std::string_view s;
         if (element.get_string().get(s)) {
@@ -97,33 +97,65 @@ class Reader {
     return at;
   }
 
-  std::string Where(const char* at) const {
+  // Locations arrive in document order, so a cursor keeps this linear in the file (a scan from
+  // the start for each would be quadratic: minutes for a 1 MiB file of bad array elements).
+  std::string Where(const char* at) {
     const char* begin = padded_.data();
     size_t offset = at && at >= begin && at <= begin + padded_.size() ? static_cast<size_t>(at - begin) : padded_.size();
-    int line = 1, column = 1;
-    for (size_t i = 0; i < offset; i++) {
-      if (begin[i] == '\n') {
-        line++;
-        column = 1;
+    if (offset < cursor_.offset) cursor_ = {};
+    for (; cursor_.offset < offset; cursor_.offset++) {
+      if (begin[cursor_.offset] == '\n') {
+        cursor_.line++;
+        cursor_.column = 1;
       } else {
-        column++;
+        cursor_.column++;
       }
     }
-    return absl::StrCat(path_, ":", line, ":", column);
+    return absl::StrCat(path_, ":", cursor_.line, ":", cursor_.column);
   }
 
-  void Error(const char* at, std::string message) { out_.errors.push_back({Where(at), std::move(message)}); }
+  // Every error is said on stderr of every process: past kMaxConfigErrors, only counted.
+  void Error(const char* at, std::string message) {
+    if (out_.errors.size() < kMaxConfigErrors) {
+      out_.errors.push_back({Where(at), std::move(message)});
+    } else {
+      unshown_errors_++;
+    }
+  }
 
-  ConfigFile Fail(const char* at, simdjson::error_code err, absl::string_view expected) {
+  ConfigFile Finish() {
+    if (unshown_errors_ > 0) {
+      out_.errors.push_back({path_, absl::StrCat("and ", unshown_errors_, " more errors")});
+    }
+    return std::move(out_);
+  }
+
+  // A broken document: its one syntax error, and no values (half a file is not a configuration).
+  // Errors found before it go too: on-demand parsing meets the syntax error late, after taking
+  // stray brackets and commas for values of the wrong type.
+  bool Broken(const char* at, simdjson::error_code err, absl::string_view expected) {
+    out_.errors.clear();
+    unshown_errors_ = 0;
     Error(at, absl::StrCat("invalid JSON (", simdjson::error_message(err), "); expected ", expected));
     out_.values.clear();
-    return std::move(out_);
+    return false;
+  }
+
+  ConfigFile Fail(const char* at, simdjson::error_code err, absl::string_view expected) {
+    Broken(at, err, expected);
+    return Finish();
   }
 
   std::string path_;
   simdjson::padded_string padded_;
   od::parser parser_;
   ConfigFile out_;
+  struct Cursor {
+    size_t offset = 0;
+    int line = 1;
+    int column = 1;
+  } cursor_;
+  size_t unshown_errors_ = 0;
 };
 
 }  // namespace

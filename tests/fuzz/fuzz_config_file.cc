@@ -15,8 +15,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::string_view content(reinterpret_cast<const char*>(data), size);
   constexpr absl::string_view kPath = "/etc/awf-shim.json";
   awfshim::ConfigFile f = awfshim::ParseConfigFile(kPath, content);
-  for (const awfshim::ConfigError& e : f.errors) {
-    FUZZ_CHECK(absl::StartsWith(e.where, "/etc/awf-shim.json:") && !e.message.empty());
+  FUZZ_CHECK(f.errors.size() <= awfshim::kMaxConfigErrors + 1);
+  for (size_t i = 0; i < f.errors.size(); i++) {
+    const awfshim::ConfigError& e = f.errors[i];
+    const bool count_line = i == awfshim::kMaxConfigErrors;  // "and N more errors", on the file
+    FUZZ_CHECK(count_line ? e.where == kPath && absl::EndsWith(e.message, " more errors")
+                          : absl::StartsWith(e.where, "/etc/awf-shim.json:") && !e.message.empty());
   }
   for (const auto& [key, values] : f.values) {
     FUZZ_CHECK(std::find(std::begin(awfshim::kConfigKeys), std::end(awfshim::kConfigKeys), key) !=

@@ -33,11 +33,32 @@ TEST(ConfigFile, WrongTypesUnknownAndDuplicateKeysAreErrors) {
 
 TEST(ConfigFile, BrokenJsonIsOneErrorWithAPosition) {
   for (const char* bad : {"", "[1,2]", "{\"dns\": \"fake\"", "{\"dns\" \"fake\"}", "{\"dns\": \"fake\"} trailing",
-                          "{\"route\": [\"a\", }", "\xff\xfe{}"}) {
+                          "{\"route\": [\"a\", }", "\xff\xfe{}",
+                          // stray brackets read as elements of the wrong type before the syntax error
+                          "{\"route\": [\"\",],} ,] ,],],} ,  },,\"\",,],} ,] ,  m,],} ,],}  ,U , ],} ,],}},}}"}) {
     ConfigFile f = ParseConfigFile("c.json", bad);
-    ASSERT_FALSE(f.errors.empty()) << bad;
+    ASSERT_EQ(f.errors.size(), 1u) << bad;
+    EXPECT_NE(f.errors[0].message.find("invalid JSON"), std::string::npos) << f.errors[0].ToString();
+    EXPECT_TRUE(f.values.empty()) << bad;
     EXPECT_EQ(f.errors[0].where.rfind("c.json:", 0), 0u) << bad;
   }
+}
+
+// At the engine's 1 MiB limit: half a million bad elements. Positions stay exact, stderr gets
+// kMaxConfigErrors lines and a count, and parsing is linear (quadratic took minutes: the test's
+// timeout is the hang guard).
+TEST(ConfigFile, AHugeFileOfErrorsIsCappedAndLinear) {
+  constexpr size_t kBad = 500000;
+  std::string content = "{\"route\":[";
+  for (size_t i = 0; i < kBad; i++) content += "1,";
+  content += "\"ok.com\"]}";
+  ConfigFile f = ParseConfigFile("c.json", content);
+  ASSERT_EQ(f.errors.size(), kMaxConfigErrors + 1);
+  EXPECT_EQ(f.errors[0].ToString(), "c.json:1:11: elements of \"route\" must be strings");
+  EXPECT_EQ(f.errors[kMaxConfigErrors - 1].where, "c.json:1:" + std::to_string(11 + 2 * (kMaxConfigErrors - 1)));
+  EXPECT_EQ(f.errors.back().ToString(), "c.json: and " + std::to_string(kBad - kMaxConfigErrors) + " more errors");
+  ASSERT_EQ(f.values["route"].size(), 1u);
+  EXPECT_EQ(f.values["route"][0].where, "c.json:1:" + std::to_string(11 + 2 * kBad));
 }
 
 }  // namespace
