@@ -98,6 +98,11 @@ Status Relocate(const Decoded& d, const uint8_t* bytes, uint64_t from, uint64_t 
     std::memcpy(out.data() + at + insn.raw.disp.offset, &*disp, sizeof *disp);
     return OkStatus();
   }
+  // Only the legacy one-byte and 0F opcodes below are branches this re-encodes: a VEX-encoded
+  // relative branch (Xeon Phi's jknzd, c5 .. 85 rel32) shares their map and opcode numbers.
+  if (insn.encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY) {
+    return UnimplementedError(absl::StrCat("cannot re-encode ", ZydisMnemonicGetString(insn.mnemonic)));
+  }
   uint8_t opcode = insn.opcode;
   if (insn.meta.category == ZYDIS_CATEGORY_COND_BR &&
       ((insn.opcode_map == ZYDIS_OPCODE_MAP_DEFAULT && opcode >= 0x70 && opcode <= 0x7f) ||

@@ -147,6 +147,10 @@ TEST(X86Relocate, RefusesWhatItCannotReencodeOrReach) {
   const uint8_t far_load[] = {0x48, 0x8b, 0x05, 0x00, 0xff, 0xff, 0x7f, 0xc3};
   r = x86::RelocatePrologue(far_load, 0x80000000, 0x7fff0000);
   EXPECT_EQ(r.status().code(), StatusCode::kOutOfRange) << r.status();
+  // A VEX-encoded relative branch (jknzd): map 0F, opcode 85, like jnz rel32, but not jnz.
+  const uint8_t vex_branch[] = {0xc5, 0x48, 0x85, 0xff, 0x0f, 0x84, 0x04, 0x00, 0x8b, 0x07, 0xc3};
+  r = x86::RelocatePrologue(vex_branch, 0x400000, 0x3f0000);
+  EXPECT_EQ(r.status().code(), StatusCode::kUnimplemented) << r.status();
   // Bytes that are not an instruction.
   const uint8_t garbage[] = {0x0f, 0xff};
   r = x86::RelocatePrologue(garbage, 0x400000, 0x3f0000);
