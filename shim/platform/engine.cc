@@ -148,6 +148,21 @@ __attribute__((destructor)) void TraceOpenConnectionsAtExit() {
   }
 }
 
+// `closing` is about to be closed while dup()s of it live on, and the shim reads, writes and
+// polls the connection through it: move to one of the others before the number can go to
+// another file (the handshake would then be spoken into that file). c.mu held. Rare (a dup of a
+// connection and a close of the original), so a scan of the fd table will do.
+void MoveToAnotherFd(Conn& c, int closing) {
+  int other = -1;
+  for (int fd = 0; fd <= engine().max_tracked_fd.load() && other < 0; fd++) {
+    if (fd != closing && ConnFor(fd) == &c) other = fd;
+  }
+  bool watched = c.watched;
+  if (watched) PumpUnwatch(c);
+  c.fd = other;  // -1 when the others are being closed too: the last close ends the connection
+  if (watched && other >= 0) PumpWatch(c);
+}
+
 }  // namespace
 
 Engine& engine() { return *g_engine; }
@@ -167,7 +182,11 @@ void UntrackFd(int fd) {
   if (v <= FdTable::kOwned) return;
   if (engine().fds.Exchange(fd, 0) != v) return;  // another thread got there first
   Conn* c = reinterpret_cast<Conn*>(v);
-  if (c->fd_refs.fetch_sub(1) != 1) return;
+  if (c->fd_refs.fetch_sub(1) != 1) {
+    std::lock_guard<std::mutex> lock(c->mu);
+    if (c->fd == fd) MoveToAnotherFd(*c, fd);
+    return;
+  }
   {
     std::lock_guard<std::mutex> lock(c->mu);
     PumpUnwatch(*c);

@@ -509,5 +509,47 @@ class SubprocessMidHandshake(GatedProxyTest):
                          [("tunnel", "open", None), ("close", None, 5)])
 
 
+class DupMidHandshake(GatedProxyTest):
+    """While the proxy holds its 200, the application dup()s the socket, closes the original
+    number and opens a socketpair, which gets that number. The handshake must go on through the
+    dup: the shim's reads, writes and pump registration follow the connection to the fd that
+    still refers to it, and never touch the socketpair now at the old number."""
+
+    CODE = ("import os, select, socket, sys\n"
+            f"addr = socket.getaddrinfo('ok.{DOMAIN}', {net.ECHO_PORT}, socket.AF_INET, socket.SOCK_STREAM)[0][4]\n"
+            "s = socket.socket()\n"
+            "s.setblocking(False)\n"
+            "try:\n"
+            "    s.connect(addr)\n"
+            "except BlockingIOError:\n"
+            "    pass\n"
+            "old = s.detach()\n"
+            "t = socket.socket(fileno=os.dup(old))\n"
+            "os.close(old)\n"
+            "a, b = socket.socketpair()\n"
+            "assert a.fileno() == old, (a.fileno(), old)\n"
+            "b.setblocking(False)\n"
+            "open(sys.argv[1], 'w').close()\n"
+            "select.select([], [t], [], 20)\n"
+            "t.settimeout(20)\n"
+            "t.sendall(b'PING\\n')\n"
+            "echo = t.recv(100)\n"
+            "try:\n"
+            "    leaked = b.recv(100)\n"
+            "except BlockingIOError:\n"
+            "    leaked = None\n"
+            "print(repr(echo), repr(leaked), t.getpeername() == addr, old, t.fileno())\n")
+
+    def test_close_of_the_original_fd_moves_the_handshake_to_the_dup(self):
+        r = run([PYTHON, "-c", self.CODE, self.gate], env=self.env(self.proxy_url(), AWF_SHIM_TIMEOUT_MS="5000"),
+                timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        echo, leaked, same_peer, old, new = r.stdout.split()
+        self.assertEqual((echo, leaked, same_peer), ("b'PING\\n'", "None", "True"), r.stderr)
+        events = read_trace(self.trace)
+        self.assertEqual([(e["ev"], e.get("result"), e.get("fd")) for e in events if e["ev"] in ("tunnel", "close")],
+                         [("tunnel", "open", int(new)), ("close", None, int(new))])
+
+
 if __name__ == "__main__":
     unittest.main()
