@@ -69,9 +69,12 @@ def base_env(**extra):
 
 # scripts/test --sanitize builds the front and the engine with a sanitizer (AWF_TEST_SANITIZER:
 # "address" for ASan+UBSan, "thread" for TSan). A program that is not built with it (curl,
-# python3, node) must then load the sanitizer's runtime before anything else, the front
-# included: AWF_TEST_SANITIZER_PRELOAD names that runtime, and front_preload() puts it first in
-# every LD_PRELOAD that holds the front. The *SAN_OPTIONS of the run (scripts/test sets them)
+# python3, node) must then load the sanitizer's runtime at start: AWF_TEST_SANITIZER_PRELOAD
+# names that runtime, and front_preload() adds it to every LD_PRELOAD that holds the front.
+# ASan must come first (it checks). TSan comes right after the front, so that the application's
+# close() reaches the front's hook before TSan's interceptor, as it reaches the front before libc
+# in production. Were TSan first, it would record the fd closed before the front has taken the
+# connection's lock and the fd out of the pump's epoll set, and report that epoll_ctl as a race. The *SAN_OPTIONS of the run (scripts/test sets them)
 # reach every process through base_env(); sanitizer_env() is for an environment built from
 # scratch (tests/e2e/firewall.py).
 SANITIZER = os.environ.get("AWF_TEST_SANITIZER", "")
@@ -80,8 +83,10 @@ _SANITIZER_VARS = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTION
 
 
 def front_preload(*before):
-    """The LD_PRELOAD value that loads the front after `before`: the sanitizer runtime (if any)
-    first, then `before`, then the front."""
+    """The LD_PRELOAD value that loads the front after `before`, with the sanitizer runtime (if
+    any) first (ASan) or right after the front (TSan)."""
+    if SANITIZER == "thread":
+        return " ".join(p for p in (*before, FRONT, SANITIZER_PRELOAD) if p)
     return " ".join(p for p in (SANITIZER_PRELOAD, *before, FRONT) if p)
 
 
