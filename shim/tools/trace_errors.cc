@@ -101,7 +101,7 @@ void ErrorsReport::Add(const Event& e, std::string* out) {
       std::string_view reason = Str(e, "reason");
       if (!err.empty() || !reason.empty()) {
         std::string text = Cat(err.empty() ? "" : err, !err.empty() && !reason.empty() ? ": " : "", reason);
-        if (std::optional<double> ms = Num(e, "ms")) Append(&text, " (after ", FormatMs(*ms), " ms)");
+        if (std::optional<double> ms = Duration(e, "ms")) Append(&text, " (after ", FormatMs(*ms), " ms)");
         d.push_back({err.empty() ? "reason" : "errno", text});
       }
       Emit(e, status ? "tunnel_refused" : "tunnel_failed", what, d, ConnectFor(e), nullptr, out);

@@ -1,5 +1,6 @@
 #include "trace_event.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -91,9 +92,10 @@ bool Bool(const Event& e, std::string_view key) {
 
 bool Has(const Event& e, std::string_view key) { return Field(e, key).error() == simdjson::SUCCESS; }
 
-std::optional<double> Duration(const Event& e, std::string_view key) {
-  std::optional<double> v = Num(e, key);
-  return v && *v >= 0 ? v : std::nullopt;
+std::optional<double> Duration(const Event& e, std::string_view key) { return Duration(Num(e, key)); }
+
+std::optional<double> Duration(std::optional<double> ms) {
+  return ms && *ms >= 0 && *ms <= kMaxDurationMs ? ms : std::nullopt;
 }
 
 bool UnparsedHttp(const Event& e) { return e.ev == Ev::kHttp && Str(e, "method").empty(); }
@@ -221,6 +223,14 @@ void WriteNumber(JsonWriter& w, double v) {
     w.Int(static_cast<int64_t>(v));
     return;
   }
+  if (std::fabs(v) >= 9e15) {  // JsonWriter::Double prints every digit, into a small buffer
+    // The shortest exact form, always with an exponent (1e+300): an integer past 64 bits is JSON,
+    // but parsers such as simdjson refuse it.
+    char buf[32];
+    auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+    w.Raw(absl::string_view(buf, static_cast<size_t>(r.ptr - buf)));
+    return;
+  }
   int decimals = 1;
   for (; decimals < 9; ++decimals) {
     char buf[64];
@@ -230,16 +240,21 @@ void WriteNumber(JsonWriter& w, double v) {
   w.Double(v, decimals);
 }
 
-void WriteObject(JsonWriter& w, simdjson::dom::object o) {
+namespace {
+
+void WriteAt(JsonWriter& w, simdjson::dom::element v, int depth);
+
+void WriteObjectAt(JsonWriter& w, simdjson::dom::object o, int depth) {
   w.BeginObject();
   for (auto field : o) {
     w.Key(A(field.key));
-    WriteValue(w, field.value);
+    WriteAt(w, field.value, depth + 1);
   }
   w.EndObject();
 }
 
-void WriteValue(JsonWriter& w, simdjson::dom::element v) {
+// depth: how many arrays and objects of the value written enclose v.
+void WriteAt(JsonWriter& w, simdjson::dom::element v, int depth) {
   simdjson::dom::object o;
   simdjson::dom::array a;
   std::string_view s;
@@ -247,11 +262,13 @@ void WriteValue(JsonWriter& w, simdjson::dom::element v) {
   uint64_t u;
   double d;
   bool b;
-  if (v.get(o) == simdjson::SUCCESS) {
-    WriteObject(w, o);
+  if ((v.is_object() || v.is_array()) && depth >= kMaxWriteDepth) {
+    w.String(simdjson::minify(v));
+  } else if (v.get(o) == simdjson::SUCCESS) {
+    WriteObjectAt(w, o, depth);
   } else if (v.get(a) == simdjson::SUCCESS) {
     w.BeginArray();
-    for (auto x : a) WriteValue(w, x);
+    for (auto x : a) WriteAt(w, x, depth + 1);
     w.EndArray();
   } else if (v.get(s) == simdjson::SUCCESS) {
     w.String(A(s));
@@ -267,5 +284,11 @@ void WriteValue(JsonWriter& w, simdjson::dom::element v) {
     w.Null();
   }
 }
+
+}  // namespace
+
+void WriteObject(JsonWriter& w, simdjson::dom::object o) { WriteObjectAt(w, o, 0); }
+
+void WriteValue(JsonWriter& w, simdjson::dom::element v) { WriteAt(w, v, 0); }
 
 }  // namespace awfshim::tracetool

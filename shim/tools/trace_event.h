@@ -53,8 +53,13 @@ std::optional<int64_t> Int(const Event& e, std::string_view key);
 std::optional<double> Num(const Event& e, std::string_view key);  // integer or float
 bool Bool(const Event& e, std::string_view key);
 bool Has(const Event& e, std::string_view key);
-// A duration in ms; nullopt when absent or negative (the shim writes -1 for "not known").
+// Durations past this (~32 years) are garbage, not measurements: taken as not known, which also
+// keeps every rendering of a duration short and finite (HAR times, percentiles, FormatMs).
+inline constexpr double kMaxDurationMs = 1e12;
+// A duration in ms; nullopt when absent, negative (the shim writes -1 for "not known") or past
+// kMaxDurationMs. Every command judges durations by this, so they agree on which are known.
 std::optional<double> Duration(const Event& e, std::string_view key);
+std::optional<double> Duration(std::optional<double> ms);
 // An http event the shim could not parse (no method: e.g. {"protocol":"h2","problem":"HTTP/2 is
 // not parsed"}): a limit of the tap, not a failed request.
 bool UnparsedHttp(const Event& e);
@@ -80,7 +85,11 @@ size_t Width(std::string_view s);
 std::string FormatMs(double ms);  // "1.093"
 
 // JSON output of a value read from a trace (strings re-escaped and scrubbed by JsonWriter);
-// numbers with the fewest decimals (at most 9) that give the value back; NaN/inf → null.
+// numbers with the fewest decimals (at most 9) that give the value back, past 9e15 in exponent
+// form; NaN/inf → null. Arrays and objects nested more than kMaxWriteDepth levels below the value
+// come out as a string of their compact JSON: JsonWriter keeps track of 64 levels only, and the
+// value itself sits inside the caller's objects.
+inline constexpr int kMaxWriteDepth = 32;
 void WriteValue(JsonWriter& w, simdjson::dom::element v);
 void WriteObject(JsonWriter& w, simdjson::dom::object o);
 void WriteNumber(JsonWriter& w, double v);

@@ -6,7 +6,8 @@
 //   request.bodySize = req_bytes, response.bodySize = content.size = resp_bytes (-1 / 0 if absent)
 //   response.content.mimeType = content_type (request_content_type: a request header); the
 //   request body summary ("request_summary") becomes request.comment, "usage"
-//   response.content.comment, "problem" the entry's comment. Durations of -1 mean "not known".
+//   response.content.comment, "problem" the entry's comment. A duration Duration() does not take
+//   as known (absent, -1, absurd) counts as 0.
 //   httpVersion "HTTP/1.1" unless the event has "version". Events without a method (a connection
 //   the shim could not parse, e.g. HTTP/2) are left out and counted.
 #pragma once

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <queue>
@@ -13,8 +14,12 @@
 namespace awfshim::tracetool {
 namespace {
 
-constexpr size_t kFirstCap = 256 << 10;
-constexpr size_t kMaxCap = 2 * Source::kMaxLine;
+// "1 MiB", "4 KiB", "100 bytes": a size as it was set, never rounded.
+std::string SizeText(size_t n) {
+  if (n % (1 << 20) == 0) return Cat(n >> 20, " MiB");
+  if (n % (1 << 10) == 0) return Cat(n >> 10, " KiB");
+  return Cat(n, n == 1 ? " byte" : " bytes");
+}
 
 const char* TypeName(simdjson::dom::element_type t) {
   switch (t) {
@@ -102,8 +107,8 @@ bool TakeField(std::string_view k, element v, Event* e) {
 
 }  // namespace
 
-std::unique_ptr<Source> Source::Open(const std::string& path, int index, std::string* error) {
-  if (path == "-") return std::unique_ptr<Source>(new Source("<stdin>", 0, index));
+std::unique_ptr<Source> Source::Open(const std::string& path, int index, std::string* error, Limits limits) {
+  if (path == "-") return std::unique_ptr<Source>(new Source("<stdin>", 0, index, limits));
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     *error = Cat(path, ": ", strerror(errno));
@@ -116,12 +121,13 @@ std::unique_ptr<Source> Source::Open(const std::string& path, int index, std::st
     return nullptr;
   }
   posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  return std::unique_ptr<Source>(new Source(path, fd, index));
+  return std::unique_ptr<Source>(new Source(path, fd, index, limits));
 }
 
-Source::Source(std::string name, int fd, int index)
-    : name_(std::move(name)), fd_(fd), index_(index), cap_(kFirstCap),
-      buf_(new char[kFirstCap + simdjson::SIMDJSON_PADDING]()) {
+Source::Source(std::string name, int fd, int index, Limits limits)
+    : name_(std::move(name)), fd_(fd), index_(index), max_line_(std::max<size_t>(limits.max_line, 1)),
+      max_cap_(2 * max_line_), cap_(std::clamp<size_t>(limits.first_cap, 1, max_cap_)),
+      buf_(new char[cap_ + simdjson::SIMDJSON_PADDING]()) {
   struct stat st;
   regular_ = fstat(fd_, &st) == 0 && S_ISREG(st.st_mode);
 }
@@ -173,8 +179,8 @@ bool Source::Fill() {
     begin_ = 0;
   }
   if (end_ == cap_) {
-    if (cap_ >= kMaxCap) return false;  // unreachable: longer lines are discarded first
-    size_t cap = std::min(cap_ * 2, kMaxCap);
+    if (cap_ >= max_cap_) return false;  // unreachable: longer lines are discarded first
+    size_t cap = std::min(cap_ * 2, max_cap_);
     std::unique_ptr<char[]> bigger(new char[cap + simdjson::SIMDJSON_PADDING]());
     memcpy(bigger.get(), buf_.get(), end_);
     buf_ = std::move(bigger);
@@ -216,36 +222,38 @@ bool Source::Fill() {
 
 Source::Result Source::Next(Event* e) {
   for (;;) {
-    char* base = buf_.get();
-    const char* nl = static_cast<const char*>(memchr(base + begin_, '\n', end_ - begin_));
-    if (discarding_) {
-      if (nl != nullptr) {
-        begin_ = static_cast<size_t>(nl - base) + 1;
-        discarding_ = false;
+    {  // base is valid only until Fill, which may move the data to a bigger buffer
+      const char* base = buf_.get();
+      const char* nl = static_cast<const char*>(memchr(base + begin_, '\n', end_ - begin_));
+      if (discarding_) {
+        if (nl != nullptr) {
+          begin_ = static_cast<size_t>(nl - base) + 1;
+          discarding_ = false;
+          continue;
+        }
+        begin_ = end_;
+      } else if (nl != nullptr) {
+        const char* p = base + begin_;
+        size_t len = static_cast<size_t>(nl - p);
+        begin_ += len + 1;
+        ++line_no_;
+        ++stats_.lines;
+        if (ParseLine(p, len, e)) return Result::kEvent;
+        continue;
+      } else if (end_ - begin_ > max_line_) {
+        ++line_no_;
+        ++stats_.lines;
+        ++stats_.unreadable;
+        Report(line_no_, Cat("line longer than ", SizeText(max_line_), ": skipped"));
+        discarding_ = true;
+        begin_ = end_;
         continue;
       }
-      begin_ = end_;
-    } else if (nl != nullptr) {
-      const char* p = base + begin_;
-      size_t len = static_cast<size_t>(nl - p);
-      begin_ += len + 1;
-      ++line_no_;
-      ++stats_.lines;
-      if (ParseLine(p, len, e)) return Result::kEvent;
-      continue;
-    } else if (end_ - begin_ > kMaxLine) {
-      ++line_no_;
-      ++stats_.lines;
-      ++stats_.unreadable;
-      Report(line_no_, Cat("line longer than ", kMaxLine >> 20, " MiB: skipped"));
-      discarding_ = true;
-      begin_ = end_;
-      continue;
     }
     if (Fill()) continue;
     if (final_ && end_ > begin_ && !discarding_) {
       // The last line has no newline: take it if it parses, else it was cut short.
-      const char* p = base + begin_;
+      const char* p = buf_.get() + begin_;
       size_t len = end_ - begin_;
       begin_ = end_;
       ++line_no_;

@@ -29,13 +29,23 @@ struct InputStats {
 
 class Source {
  public:
-  static constexpr size_t kMaxLine = 1 << 20;   // longer lines are skipped, never buffered
+  static constexpr size_t kMaxLine = 1 << 20;   // the tool's Limits
+  static constexpr size_t kFirstCap = 256 << 10;
   static constexpr size_t kBlock = 4 << 20;
   static constexpr int kMaxReports = 20;        // per source; the rest are only counted
   static constexpr size_t kMaxUnknownNames = 32;
 
+  // The buffer: it starts at first_cap bytes and doubles up to 2 * max_line (a whole line of
+  // max_line fits wherever it starts); a longer line is skipped, never buffered whole. The fuzz
+  // target sets small limits to reach every boundary with short inputs.
+  struct Limits {
+    size_t max_line;   // at least 1
+    size_t first_cap;  // 1 … 2 * max_line
+  };
+
   // Opens path ("-" = stdin). On failure returns null and sets *error.
-  static std::unique_ptr<Source> Open(const std::string& path, int index, std::string* error);
+  static std::unique_ptr<Source> Open(const std::string& path, int index, std::string* error,
+                                      Limits limits = {kMaxLine, kFirstCap});
   ~Source();
 
   enum class Result { kEvent, kAgain };
@@ -54,7 +64,7 @@ class Source {
   void ReportTotals() const;
 
  private:
-  Source(std::string name, int fd, int index);
+  Source(std::string name, int fd, int index, Limits limits);
   bool Fill();  // reads more; false when nothing came
   bool ParseLine(const char* p, size_t n, Event* e);
   void Report(uint64_t line, const std::string& reason);
@@ -68,6 +78,8 @@ class Source {
   bool regular_ = false;      // a regular file: followed past its end; a pipe ends at EOF
   bool discarding_ = false;  // inside an over-long line
   bool read_failed_ = false;
+  size_t max_line_;
+  size_t max_cap_;
   size_t cap_;
   std::unique_ptr<char[]> buf_;  // cap_ + SIMDJSON_PADDING bytes
   size_t begin_ = 0, end_ = 0;

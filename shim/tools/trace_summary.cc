@@ -168,7 +168,7 @@ void Summary::AddHttp(const Event& e, Proc& p) {
     g->status = status;
   }
   ++g->count;
-  if (std::optional<double> ms = e.hot.ms; ms && *ms >= 0) {
+  if (std::optional<double> ms = Duration(e.hot.ms)) {
     ++g->timed;
     if (g->ms.size() < kMaxSamples) {
       g->ms.push_back(static_cast<float>(*ms));

@@ -48,7 +48,7 @@ std::string Summary::Verdict() const {
     for (const Outcome& o : h->outcomes) {
       if (o.ok) continue;
       (o.status != 0 ? r : u) = true;
-      (o.status != 0 ? refused : unreachable).push_back(Cat(Clean(h->name), " ", o.Label()));
+      (o.status != 0 ? refused : unreachable).push_back(Cat(Clean(h->name), " ", Clean(o.Label())));
     }
     refused_hosts += r;
     unreachable_hosts += u;

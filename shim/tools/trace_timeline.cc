@@ -68,7 +68,7 @@ std::string DescribeTunnel(const Event& e) {
   if (std::string_view sq = Str(e, "squid_error"); !sq.empty()) Append(&s, " (", sq, ")");
   if (std::string_view err = Str(e, "errno"); !err.empty()) Append(&s, line.empty() ? "" : ", ", err);
   if (std::string_view r = Str(e, "reason"); !r.empty()) Append(&s, ": ", r);
-  if (std::optional<double> ms = Num(e, "ms")) Append(&s, ok ? " in " : ", after ", FormatMs(*ms), " ms");
+  if (std::optional<double> ms = Duration(e, "ms")) Append(&s, ok ? " in " : ", after ", FormatMs(*ms), " ms");
   return s;
 }
 
@@ -144,7 +144,7 @@ std::string Describe(const Event& e) {
       }
       Append(&s, " ", Str(e, "kind", "?"), ", ", Bytes(Int(e, "bytes_out")), " out, ",
                       Bytes(Int(e, "bytes_in")), " in");
-      if (std::optional<double> ms = Num(e, "ms")) Append(&s, ", ", FormatMs(*ms), " ms");
+      if (std::optional<double> ms = Duration(e, "ms")) Append(&s, ", ", FormatMs(*ms), " ms");
       if (Bool(e, "open_at_exit")) s += ", open at exit";
       if (Bool(e, "inherited")) s += ", the fork child's copy";
       return s;

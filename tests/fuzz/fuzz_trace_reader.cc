@@ -2,17 +2,22 @@
 // ErrorsReport, TimelineLine, HarWriter) on arbitrary trace files. The file is a memfd opened
 // through /proc/self/fd/N by Source::Open, exactly as the tool opens a path.
 //
+// The reader runs with small limits (Source::Limits): 4 KiB lines in a buffer that starts at
+// 1 KiB and doubles up to its 8 KiB cap, so that the buffer growth, the line limit and the cap are
+// within reach of short inputs. The tool runs the same code with 1 MiB, 256 KiB and 2 MiB.
+//
 // Input: a control byte, then the file. Control bits: 0x1f, the number of pieces (+1) the file is
 // appended in when it is read again as a growing (--follow) file; 0x20, also split it at a line
-// boundary into two files read through a Merger; 0x80, expand `\xff R L <L bytes>` in the file to
-// the L bytes repeated (R+1)*1024 times (the file at most 1 MiB + 128 KiB), so that the block
-// growth, the 1 MiB line limit and the 2 MiB buffer cap are within reach of short inputs.
+// boundary into two files read through a Merger; 0x40, limits that are not powers of two (3000-byte
+// lines, a 700-byte first buffer: its last growth stops short of doubling, at the 6000-byte cap);
+// 0x80, expand `\xff R L <L bytes>` in the file to the L bytes repeated (R+1)*32 times (the file
+// at most 16 KiB), so that lines past the cap take a few input bytes.
 //
 // Checked: every non-blank line is counted exactly once as an event, unreadable, of another schema
 // or unknown; lines as the file has them; events well formed (known ev, ts that parses and
 // round-trips through Iso, line numbers); reports on stderr at most kMaxReports, one line each;
 // the same events, counts and reports whether the file is read whole or grows piece by piece
-// (for lines within the 1 MiB limit); the reader's memory bounded by its buffer cap and the
+// (for lines within the line limit); the reader's memory bounded by its buffer cap and the
 // longest line, never by the file; HAR, summary --json and errors --json output valid JSON whose
 // counts agree with the input; human output (timeline, errors, summary, reports) valid UTF-8 with
 // no control character but the newline.
@@ -21,11 +26,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,18 +48,27 @@
 #define FUZZ_CHECK(cond) \
   if (!(cond)) __builtin_trap()
 
+// The harness's own loops and branches are not what the fuzzer should explore: no coverage
+// feedback (nor comparison tracing, a large part of the cost per byte) from them.
+#define HARNESS __attribute__((no_sanitize("coverage")))
+
 namespace {
 
 namespace tt = awfshim::tracetool;
 namespace dom = simdjson::dom;
 using tt::Source;
 
-constexpr size_t kMaxExpanded = (1 << 20) + (128 << 10);
-constexpr size_t kMaxCap = 2 * Source::kMaxLine;  // trace_reader.cc's buffer cap
+constexpr Source::Limits kLimits = {4 << 10, 1 << 10};
+constexpr Source::Limits kOddLimits = {3000, 700};
+constexpr size_t kMaxExpanded = 16 << 10;  // twice the cap: lines past it, and more after
+constexpr size_t kRepeat = 32;  // per unit of R in `\xff R L`
+
+// trace_reader.cc's buffer cap.
+constexpr size_t MaxCap(Source::Limits limits) { return 2 * limits.max_line; }
 
 // ---- the file ----------------------------------------------------------------------------------
 
-std::string Expand(std::string_view in) {
+HARNESS std::string Expand(std::string_view in) {
   std::string out;
   while (!in.empty()) {
     size_t ff = in.find('\xff');
@@ -63,12 +79,15 @@ std::string Expand(std::string_view in) {
       in = {};
       break;
     }
-    size_t times = (static_cast<size_t>(static_cast<uint8_t>(in[1])) + 1) * 1024;
+    size_t times = (static_cast<size_t>(static_cast<uint8_t>(in[1])) + 1) * kRepeat;
     size_t len = std::min<size_t>(static_cast<uint8_t>(in[2]), in.size() - 3);
     std::string_view unit = in.substr(3, len);
     in.remove_prefix(3 + len);
-    for (size_t i = 0; i < times && !unit.empty() && out.size() < kMaxExpanded; i++) {
-      out.append(unit.substr(0, kMaxExpanded - out.size()));
+    // The unit, then what is there so far again, until it is there `times` times (or the file full).
+    const size_t start = out.size(), total = std::min(times * unit.size(), kMaxExpanded - start);
+    out.append(unit.substr(0, total));
+    for (size_t have = out.size() - start; have < total; have = out.size() - start) {
+      out.append(out, start, std::min(have, total - have));
     }
   }
   return out;
@@ -76,14 +95,14 @@ std::string Expand(std::string_view in) {
 
 struct Shape {
   uint64_t lines = 0;            // as the reader counts them: each '\n', plus a non-empty tail
-  uint64_t nonblank_short = 0;   // not only [ \t\r], at most kMaxLine
+  uint64_t nonblank_short = 0;   // not only [ \t\r], at most the line limit
   uint64_t nonblank_long = 0;    // longer: skipped or parsed, depending on how reads fall
   uint64_t blank_long = 0;       // blank and longer: skipped (counted) or parsed (not counted)
   size_t longest = 0;
   bool ends_with_newline = true;
 };
 
-Shape ShapeOf(std::string_view f) {
+HARNESS Shape ShapeOf(std::string_view f, size_t max_line) {
   Shape s;
   s.ends_with_newline = f.empty() || f.back() == '\n';
   while (!f.empty()) {
@@ -93,7 +112,7 @@ Shape ShapeOf(std::string_view f) {
     s.lines++;
     s.longest = std::max(s.longest, line.size());
     bool blank = line.find_first_not_of(" \t\r") == std::string_view::npos;
-    if (line.size() > Source::kMaxLine) {
+    if (line.size() > max_line) {
       (blank ? s.blank_long : s.nonblank_long)++;
     } else if (!blank) {
       s.nonblank_short++;
@@ -114,7 +133,7 @@ struct MemFile {
   void Reset() {
     if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0) abort();
   }
-  void Append(std::string_view bytes) {
+  HARNESS void Append(std::string_view bytes) {
     while (!bytes.empty()) {
       ssize_t n = write(fd, bytes.data(), bytes.size());
       if (n <= 0) abort();
@@ -126,7 +145,7 @@ struct MemFile {
 // ---- output checks -----------------------------------------------------------------------------
 
 // What a terminal gets: valid UTF-8, no C0 control but '\n', no DEL, no C1 control (U+0080–U+009F).
-void CheckHuman(std::string_view s) {
+HARNESS void CheckHuman(std::string_view s) {
   FUZZ_CHECK(simdjson::validate_utf8(s.data(), s.size()));
   for (size_t i = 0; i < s.size(); i++) {
     unsigned char c = static_cast<unsigned char>(s[i]);
@@ -135,13 +154,13 @@ void CheckHuman(std::string_view s) {
   }
 }
 
-dom::element ParseJson(dom::parser& parser, std::string_view json) {
+HARNESS dom::element ParseJson(dom::parser& parser, std::string_view json) {
   dom::element root;
   FUZZ_CHECK(!parser.parse(json.data(), json.size()).get(root));
   return root;
 }
 
-int64_t IntAt(dom::element e, std::string_view pointer) {
+HARNESS int64_t IntAt(dom::element e, std::string_view pointer) {
   int64_t v = -1;
   FUZZ_CHECK(!e.at_pointer(pointer).get(v));
   return v;
@@ -170,7 +189,7 @@ class StderrCapture {
   FILE* file_;
 };
 
-void CheckReports(std::string_view reports, const std::string& name) {
+HARNESS void CheckReports(std::string_view reports, const std::string& name) {
   CheckHuman(reports);
   FUZZ_CHECK(reports.empty() || reports.back() == '\n');
   size_t n = 0;
@@ -183,7 +202,7 @@ void CheckReports(std::string_view reports, const std::string& name) {
   FUZZ_CHECK(n <= static_cast<size_t>(Source::kMaxReports) + 1);  // + ReportTotals' line
 }
 
-void CheckStats(const tt::InputStats& st, const Shape& shape) {
+HARNESS void CheckStats(const tt::InputStats& st, const Shape& shape) {
   FUZZ_CHECK(st.lines == shape.lines);
   const uint64_t counted = st.events + st.unreadable + st.other_schema + st.unknown;
   const uint64_t nonblank = shape.nonblank_short + shape.nonblank_long;
@@ -201,7 +220,7 @@ void CheckStats(const tt::InputStats& st, const Shape& shape) {
 
 int64_t g_ts_limit;  // 10000-01-01T00:00:00Z: Iso writes 5-digit years past it
 
-void CheckEvent(const tt::Event& e, const Source& src, uint64_t* last_line) {
+HARNESS void CheckEvent(const tt::Event& e, const Source& src, uint64_t* last_line) {
   FUZZ_CHECK(!e.ev_name.empty() && e.ev != tt::Ev::kUnknown && tt::EvFromName(e.ev_name) == e.ev);
   FUZZ_CHECK(e.line > *last_line && e.line == src.stats().lines);
   *last_line = e.line;
@@ -214,14 +233,32 @@ void CheckEvent(const tt::Event& e, const Source& src, uint64_t* last_line) {
   }
 }
 
-// The event as the reader decoded it (the line number stands for the rest of the line).
-std::string Key(const tt::Event& e) {
+// Key fields, each followed by a space; numbers exact (to_chars), absent ones "-".
+HARNESS void Field(std::string* out, std::string_view s) {
+  out->append(s);
+  out->push_back(' ');
+}
+template <typename T>
+HARNESS void Field(std::string* out, const T& v) {
+  char buf[32];
+  out->append(buf, std::to_chars(buf, buf + sizeof buf, v).ptr);
+  out->push_back(' ');
+}
+template <typename T>
+HARNESS void Field(std::string* out, const std::optional<T>& v) {
+  v ? Field(out, *v) : Field(out, std::string_view("-"));
+}
+
+// Appends the event as the reader decoded it (the line number stands for the rest of the line).
+HARNESS void AppendKey(std::string* out, const tt::Event& e) {
   const tt::Event::Hot& h = e.hot;
-  auto opt = [](const auto& v) { return v ? tt::Cat(static_cast<int64_t>(*v)) : std::string("-"); };
-  return tt::Cat(e.line, " ", e.ev_name, " ", e.ts_us, " ", e.pid, " ", e.tid, " ", e.exe, " ", h.host, " ",
-                 h.target, " ", h.result, " ", h.method, " ", h.path, " ", opt(h.fd), " ", opt(h.status), " ",
-                 opt(h.bytes_out), " ", opt(h.bytes_in), " ", h.ms ? tt::FormatMs(*h.ms) : "-", " ",
-                 e.obj.size(), "\n");
+  Field(out, e.line);
+  for (std::string_view s : {e.ev_name, e.exe, h.host, h.target, h.result, h.method, h.path}) Field(out, s);
+  for (int64_t v : {e.ts_us, e.pid, e.tid}) Field(out, v);
+  for (const std::optional<int64_t>& v : {h.fd, h.status, h.bytes_out, h.bytes_in}) Field(out, v);
+  Field(out, h.ms);
+  Field(out, e.obj.size());
+  out->push_back('\n');
 }
 
 struct Read {
@@ -231,13 +268,13 @@ struct Read {
 };
 
 template <typename Each>
-std::string Drain(Source& src, Each each) {
+HARNESS std::string Drain(Source& src, Each each) {
   std::string keys;
   tt::Event e;
   uint64_t last_line = 0;
   while (src.Next(&e) == Source::Result::kEvent) {
     CheckEvent(e, src, &last_line);
-    keys += Key(e);
+    AppendKey(&keys, e);
     each(e);
   }
   return keys;
@@ -246,14 +283,14 @@ std::string Drain(Source& src, Each each) {
 // ---- the plays ---------------------------------------------------------------------------------
 
 // The whole file, then final: what `awf-shim-trace COMMAND FILE` does, with every consumer.
-Read PlayWhole(MemFile& mf, std::string_view file, const Shape& shape) {
+HARNESS Read PlayWhole(MemFile& mf, std::string_view file, const Shape& shape, Source::Limits limits) {
   mf.Reset();
   mf.Append(file);
   Read r;
   StderrCapture cap;
   std::string error;
   std::vector<std::unique_ptr<Source>> sources;
-  sources.push_back(Source::Open(mf.path, 0, &error));
+  sources.push_back(Source::Open(mf.path, 0, &error, limits));
   FUZZ_CHECK(sources[0] != nullptr);
   Source& src = *sources[0];
   src.set_final();
@@ -348,7 +385,7 @@ Read PlayWhole(MemFile& mf, std::string_view file, const Shape& shape) {
   return r;
 }
 
-uint64_t Xorshift(uint64_t* s) {
+HARNESS uint64_t Xorshift(uint64_t* s) {
   *s ^= *s << 13;
   *s ^= *s >> 7;
   *s ^= *s << 17;
@@ -357,7 +394,8 @@ uint64_t Xorshift(uint64_t* s) {
 
 // The file growing under the reader (--follow): appended in pieces, each drained to kAgain, then
 // final. The reader alone runs here, so its memory can be measured.
-Read PlayGrowing(MemFile& mf, std::string_view file, const Shape& shape, uint8_t control) {
+HARNESS Read PlayGrowing(MemFile& mf, std::string_view file, const Shape& shape, uint8_t control,
+                         Source::Limits limits) {
   mf.Reset();
   Read r;
   const size_t pieces = 1 + (control & 0x1f);
@@ -366,10 +404,11 @@ Read PlayGrowing(MemFile& mf, std::string_view file, const Shape& shape, uint8_t
   for (size_t i = 1; i < pieces && !file.empty(); i++) cuts.push_back(Xorshift(&rng) % (file.size() + 1));
   std::sort(cuts.begin(), cuts.end());
 
-  // The reader may hold its buffer (at most kMaxCap) and a parser sized for the longest line it
-  // parses (at most kMaxCap); what it keeps besides is bounded by constants.
-  const size_t longest = std::min(shape.longest, kMaxCap);
-  const size_t bound = (4 << 20) + 2 * kMaxCap + 16 * longest;
+  // The reader may hold its buffer (at most the cap; twice while it grows) and a parser sized for
+  // the longest line it parses (at most the cap); what it keeps besides is bounded by constants.
+  const size_t max_cap = MaxCap(limits);
+  const size_t longest = std::min(shape.longest, max_cap);
+  const size_t bound = (64 << 10) + 2 * max_cap + 16 * longest;
   const size_t base = __sanitizer_get_current_allocated_bytes();
   auto check_memory = [&] {
     size_t now = __sanitizer_get_current_allocated_bytes();
@@ -378,14 +417,14 @@ Read PlayGrowing(MemFile& mf, std::string_view file, const Shape& shape, uint8_t
 
   StderrCapture cap;
   std::string error;
-  std::unique_ptr<Source> src = Source::Open(mf.path, 0, &error);
+  std::unique_ptr<Source> src = Source::Open(mf.path, 0, &error, limits);
   FUZZ_CHECK(src != nullptr);
   tt::Event e;
   uint64_t last_line = 0;
   auto drain = [&] {
     while (src->Next(&e) == Source::Result::kEvent) {
       CheckEvent(e, *src, &last_line);
-      r.keys += Key(e);
+      AppendKey(&r.keys, e);
       check_memory();
     }
     check_memory();
@@ -407,7 +446,7 @@ Read PlayGrowing(MemFile& mf, std::string_view file, const Shape& shape, uint8_t
 
 // Two files through a Merger: every event of both comes out once, each file's in its order, and
 // the smallest timestamp available first.
-void PlayMerged(MemFile& a, MemFile& b, std::string_view file) {
+HARNESS void PlayMerged(MemFile& a, MemFile& b, std::string_view file, Source::Limits limits) {
   size_t split = file.find('\n', file.size() / 2);
   split = split == std::string_view::npos ? file.size() : split + 1;
   a.Reset();
@@ -417,8 +456,8 @@ void PlayMerged(MemFile& a, MemFile& b, std::string_view file) {
   StderrCapture cap;
   std::vector<std::unique_ptr<Source>> sources;
   std::string error;
-  sources.push_back(Source::Open(a.path, 0, &error));
-  sources.push_back(Source::Open(b.path, 1, &error));
+  sources.push_back(Source::Open(a.path, 0, &error, limits));
+  sources.push_back(Source::Open(b.path, 1, &error, limits));
   FUZZ_CHECK(sources[0] && sources[1]);
   tt::Merger merger(std::move(sources));
   merger.set_final();
@@ -444,7 +483,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   return 0;
 }
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+extern "C" HARNESS int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static MemFile* files[2] = {new MemFile("fuzz-trace-a"), new MemFile("fuzz-trace-b")};
   if (size == 0) return 0;
   const uint8_t control = data[0];
@@ -452,14 +491,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string expanded;
   if (control & 0x80) expanded = Expand(raw);
   std::string_view file = control & 0x80 ? std::string_view(expanded) : raw;
-  const Shape shape = ShapeOf(file);
+  const Source::Limits limits = control & 0x40 ? kOddLimits : kLimits;
+  const Shape shape = ShapeOf(file, limits.max_line);
 
-  Read whole = PlayWhole(*files[0], file, shape);
+  Read whole = PlayWhole(*files[0], file, shape, limits);
   CheckReports(whole.reports, files[0]->path);
-  Read growing = PlayGrowing(*files[0], file, shape, control);
+  Read growing = PlayGrowing(*files[0], file, shape, control, limits);
   CheckReports(growing.reports, files[0]->path);
   // Within the line limit, how the reads fall must not matter.
-  if (shape.longest <= Source::kMaxLine) {
+  if (shape.longest <= limits.max_line) {
     FUZZ_CHECK(whole.keys == growing.keys);
     FUZZ_CHECK(whole.reports == growing.reports);
     const tt::InputStats &a = whole.stats, &b = growing.stats;
@@ -467,6 +507,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                a.other_schema == b.other_schema && a.unknown == b.unknown &&
                a.truncated_last == b.truncated_last && a.unknown_names == b.unknown_names);
   }
-  if (control & 0x20) PlayMerged(*files[0], *files[1], file);
+  if (control & 0x20) PlayMerged(*files[0], *files[1], file, limits);
   return 0;
 }

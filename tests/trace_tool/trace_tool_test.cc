@@ -292,6 +292,22 @@ TEST(TraceTool, TenMegabyteLineIsSkippedWithoutBufferingIt) {
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
 }
 
+TEST(TraceTool, LastLineWithoutNewlineThatFillsTheFirstBufferIsRead) {
+  // 256 KiB is the reader's first buffer (Source::kFirstCap): looking for more of the line
+  // grows the buffer, finds the end of the file, and the line must then be read from the new one.
+  TempDir tmp;
+  std::string lines = ReadFile(DataDir() + "/success.jsonl");
+  std::string first = lines.substr(0, lines.find('\n') + 1);
+  std::string last = "{\"ts\":\"2026-11-28T19:00:54.400000Z\",\"pid\":1,\"tid\":1,\"exe\":\"x\",\"ev\":\"dns\",\"host\":\"";
+  last.append((256 << 10) - last.size() - 2, 'a');
+  last += "\"}";
+  WriteFile(tmp / "t.jsonl", first + last);
+  Result r = RunTool({"summary", "--json", tmp / "t.jsonl"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_NE(r.out.find("\"lines\":2,\"events\":2,\"unreadable\":0"), std::string::npos) << r.out.substr(0, 2000);
+}
+
 TEST(TraceTool, StdinIsReadForDashOrNoFile) {
   Result file = RunTool({"summary", "denial.jsonl"});
   Result dash = RunTool({"summary", "-"}, DataDir(), DataDir() + "/denial.jsonl");
@@ -348,6 +364,64 @@ TEST(TraceTool, ControlCharactersNeverReachTheTerminal) {
     EXPECT_EQ(r.out.find("\xc2\x9b"), std::string::npos) << cmd;
     EXPECT_NE(r.out.find("evil\\x1b[2J"), std::string::npos) << cmd << ": " << r.out;
   }
+}
+
+TEST(TraceTool, ControlCharactersInAProxyAnswerNeverReachTheTerminal) {
+  TempDir tmp;
+  WriteFile(tmp / "t.jsonl",
+            "{\"ts\":\"2026-11-28T19:05:10.100000Z\",\"pid\":1,\"tid\":1,\"exe\":\"x\",\"ev\":\"tunnel\","
+            "\"target\":\"h:443\",\"result\":\"failed\",\"status\":403,\"squid_error\":\"\\u001b[2J\","
+            "\"errno\":\"E\\u0007\"}\n"
+            "{\"ts\":\"2026-11-28T19:05:10.200000Z\",\"pid\":1,\"tid\":1,\"exe\":\"x\",\"ev\":\"tunnel\","
+            "\"target\":\"g:443\",\"result\":\"failed\",\"errno\":\"E\\u0007\"}\n");
+  for (const char* cmd : {"summary", "timeline", "errors"}) {
+    Result r = RunTool({cmd, tmp / "t.jsonl"});
+    EXPECT_EQ(r.status, 0) << cmd;
+    EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << cmd << ": " << r.out;
+    EXPECT_EQ(r.out.find('\x07'), std::string::npos) << cmd << ": " << r.out;
+    EXPECT_NE(r.out.find("\\x1b[2J"), std::string::npos) << cmd << ": " << r.out;
+  }
+  // The verdict names each refusal, the proxy's answer as well.
+  Result r = RunTool({"summary", tmp / "t.jsonl"});
+  EXPECT_EQ(r.out.rfind("no host tunnelled, 1 refused by the proxy: h 403 \\x1b[2J, 1 not reached through the proxy: "
+                        "g E\\x07\n", 0), 0u) << r.out;
+}
+
+TEST(TraceTool, ErrorsJsonIsValidWhateverTheEventHolds) {
+  // The event is echoed: values nested deeper than JsonWriter keeps track of, and numbers too
+  // large to print digit by digit, must still come out as JSON.
+  TempDir tmp;
+  std::string deep = std::string(64, '[') + std::string(64, ']');
+  WriteFile(tmp / "t.jsonl",
+            "{\"ts\":\"2026-11-28T19:05:10.100000Z\",\"pid\":1,\"tid\":1,\"exe\":\"x\",\"ev\":\"tunnel\","
+            "\"target\":\"h:443\",\"result\":\"failed\",\"deep\":" + deep + ",\"big\":1e300,\"neg\":-2.5e200,"
+            "\"u\":18446744073709551615,\"after\":1}\n");
+  Result r = RunTool({"errors", "--json", tmp / "t.jsonl"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  ASSERT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(r.out).get(doc), simdjson::SUCCESS) << r.out;
+  int64_t after = 0;
+  EXPECT_EQ(doc.at_pointer("/event/after").get(after), simdjson::SUCCESS) << r.out;
+  EXPECT_EQ(after, 1);
+  double d = 0;
+  EXPECT_EQ(doc.at_pointer("/event/big").get(d), simdjson::SUCCESS);
+  EXPECT_EQ(d, 1e300);
+  EXPECT_EQ(doc.at_pointer("/event/neg").get(d), simdjson::SUCCESS);
+  EXPECT_EQ(d, -2.5e200);
+  EXPECT_EQ(doc.at_pointer("/event/u").get(d), simdjson::SUCCESS);
+  EXPECT_EQ(d, 18446744073709551615.0);
+  // What is too deep comes as its compact JSON, in a string.
+  simdjson::dom::element v;
+  ASSERT_EQ(doc.at_pointer("/event/deep").get(v), simdjson::SUCCESS);
+  simdjson::dom::array a;
+  int depth = 0;
+  for (; v.get(a) == simdjson::SUCCESS && a.size() > 0; ++depth) v = a.at(0).value_unsafe();
+  EXPECT_GT(depth, 8);
+  std::string_view rest;
+  ASSERT_EQ(v.get(rest), simdjson::SUCCESS) << r.out;
+  EXPECT_EQ(rest, deep.substr(depth, 64 - depth) + deep.substr(64, 64 - depth));
 }
 
 // ---- HAR structure -------------------------------------------------------------------------------
@@ -478,6 +552,57 @@ TEST(TraceTool, PercentilesPastTheCapComeFromABoundedSample) {
   EXPECT_NEAR(JsonPercentile(r.out, "p50_ms"), 20000, 800);
   EXPECT_NEAR(JsonPercentile(r.out, "p90_ms"), 36000, 800);
   EXPECT_NEAR(JsonPercentile(r.out, "p99_ms"), 39600, 400);
+}
+
+TEST(TraceTool, AbsurdDurationsCountAsNotKnown) {
+  // 1e300 ms is no duration: the HAR entry takes it as unknown (0, so the HAR stays valid), and
+  // so do the timeline (no duration shown) and the summary (no latency sample).
+  TempDir tmp;
+  const std::string head = "{\"pid\":5,\"tid\":5,\"exe\":\"node\",\"ev\":\"http\",\"method\":\"GET\",\"host\":\"h\","
+                           "\"path\":\"/\",\"status\":200,";
+  WriteFile(tmp / "t.jsonl",
+            head + "\"ts\":\"2026-11-28T19:05:10.100000Z\",\"ms\":1e300,\"ttfb_ms\":1e300}\n" +
+            head + "\"ts\":\"2026-11-28T19:05:11.100000Z\",\"ms\":2e12}\n" +
+            head + "\"ts\":\"2026-11-28T19:05:12.100000Z\",\"ms\":12.5,\"ttfb_ms\":1e300}\n" +
+            "{\"ts\":\"2026-11-28T19:05:13.100000Z\",\"pid\":5,\"tid\":5,\"exe\":\"node\",\"ev\":\"tunnel\","
+            "\"target\":\"h:443\",\"result\":\"failed\",\"errno\":\"ECONNREFUSED\",\"ms\":1e300}\n");
+  Result har = RunTool({"har", tmp / "t.jsonl", "-o", tmp / "h.har"});
+  EXPECT_EQ(har.status, 0) << har.err;
+  std::string text = ReadFile(tmp / "h.har");
+  ExpectValidHar(text, 3);
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(text).get(doc), simdjson::SUCCESS);
+  double time = -1, wait = -1;
+  std::string_view started;
+  EXPECT_EQ(doc.at_pointer("/log/entries/0/time").get(time), simdjson::SUCCESS);
+  EXPECT_EQ(time, 0);
+  EXPECT_EQ(doc.at_pointer("/log/entries/0/startedDateTime").get(started), simdjson::SUCCESS);
+  EXPECT_EQ(started, "2026-11-28T19:05:10.100Z");
+  EXPECT_EQ(doc.at_pointer("/log/entries/1/time").get(time), simdjson::SUCCESS);
+  EXPECT_EQ(time, 0);
+  EXPECT_EQ(doc.at_pointer("/log/entries/2/time").get(time), simdjson::SUCCESS);
+  EXPECT_EQ(time, 12.5);
+  EXPECT_EQ(doc.at_pointer("/log/entries/2/timings/wait").get(wait), simdjson::SUCCESS);
+  EXPECT_EQ(wait, 12.5);  // the ttfb is not known either: all of it is waiting
+
+  Result timeline = RunTool({"timeline", tmp / "t.jsonl"});
+  EXPECT_EQ(timeline.status, 0) << timeline.err;
+  EXPECT_EQ(timeline.out.find("ttfb"), std::string::npos) << timeline.out;
+  size_t unknown = 0;
+  for (size_t p = 0; (p = timeline.out.find("GET h/ → 200\n", p)) != std::string::npos; ++p) ++unknown;
+  EXPECT_EQ(unknown, 2u) << timeline.out;
+  EXPECT_NE(timeline.out.find("GET h/ → 200, 12.500 ms\n"), std::string::npos) << timeline.out;
+  EXPECT_NE(timeline.out.find("→ FAILED ECONNREFUSED\n"), std::string::npos) << timeline.out;
+
+  Result errors = RunTool({"errors", tmp / "t.jsonl"});
+  EXPECT_NE(errors.out.find("errno    ECONNREFUSED\n"), std::string::npos) << errors.out;
+
+  Result summary = RunTool({"summary", "--json", tmp / "t.jsonl"});
+  EXPECT_EQ(summary.status, 0) << summary.err;
+  EXPECT_EQ(JsonPercentile(summary.out, "p99_ms"), 12.5) << summary.out;
+  EXPECT_NE(summary.out.find("\"count\":3,"), std::string::npos) << summary.out;
+  EXPECT_NE(summary.out.find("\"samples\":1}"), std::string::npos) << summary.out;
 }
 
 // ---- --follow ------------------------------------------------------------------------------------
