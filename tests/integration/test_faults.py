@@ -382,6 +382,17 @@ class UpstreamResetsMidStream(FaultTest):
             self.drain(squid.proxy_url, upstream)
 
 
+# Python that leaves `s` a non-blocking socket whose connect to ok.DOMAIN (`addr`) is pending.
+PENDING_CONNECT = (
+    f"addr = socket.getaddrinfo('ok.{DOMAIN}', {net.ECHO_PORT}, socket.AF_INET, socket.SOCK_STREAM)[0][4]\n"
+    "s = socket.socket()\n"
+    "s.setblocking(False)\n"
+    "try:\n"
+    "    s.connect(addr)\n"
+    "except BlockingIOError:\n"
+    "    pass\n")
+
+
 class GatedProxyTest(FaultTest):
     """A proxy of the test's own that holds its reply to CONNECT until the test (or the client)
     creates the file self.gate."""
@@ -484,14 +495,7 @@ class SubprocessMidHandshake(GatedProxyTest):
     engine state: the parent then read the proxy's `200 Connection established` as data,
     getpeername() named the proxy, and the trace got a `close` from the child's pid."""
 
-    CODE = ("import select, socket, subprocess, sys\n"
-            f"addr = socket.getaddrinfo('ok.{DOMAIN}', {net.ECHO_PORT}, socket.AF_INET, socket.SOCK_STREAM)[0][4]\n"
-            "s = socket.socket()\n"
-            "s.setblocking(False)\n"
-            "try:\n"
-            "    s.connect(addr)\n"
-            "except BlockingIOError:\n"
-            "    pass\n"
+    CODE = ("import select, socket, subprocess, sys\n" + PENDING_CONNECT +
             "subprocess.run(['/bin/true'], check=True)\n"
             "open(sys.argv[1], 'w').close()\n"
             "select.select([], [s], [], 20)\n"
@@ -515,14 +519,7 @@ class DupMidHandshake(GatedProxyTest):
     dup: the shim's reads, writes and pump registration follow the connection to the fd that
     still refers to it, and never touch the socketpair now at the old number."""
 
-    CODE = ("import os, select, socket, sys\n"
-            f"addr = socket.getaddrinfo('ok.{DOMAIN}', {net.ECHO_PORT}, socket.AF_INET, socket.SOCK_STREAM)[0][4]\n"
-            "s = socket.socket()\n"
-            "s.setblocking(False)\n"
-            "try:\n"
-            "    s.connect(addr)\n"
-            "except BlockingIOError:\n"
-            "    pass\n"
+    CODE = ("import os, select, socket, sys\n" + PENDING_CONNECT +
             "old = s.detach()\n"
             "t = socket.socket(fileno=os.dup(old))\n"
             "os.close(old)\n"
