@@ -351,19 +351,24 @@ TEST(TraceTool, UsageErrorsExitTwoWithAClearMessage) {
   EXPECT_EQ(help.out.rfind("usage: awf-shim-trace COMMAND", 0), 0u);
 }
 
+// Every human-readable command shows `escaped` and no control character (ESC, BEL, C1 CSI).
+void ExpectEscapedInHumanOutput(const std::string& trace, const std::string& escaped) {
+  for (const char* cmd : {"summary", "timeline", "errors"}) {
+    Result r = RunTool({cmd, trace});
+    EXPECT_EQ(r.status, 0) << cmd;
+    EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << cmd << ": " << r.out;
+    EXPECT_EQ(r.out.find('\x07'), std::string::npos) << cmd << ": " << r.out;
+    EXPECT_EQ(r.out.find("\xc2\x9b"), std::string::npos) << cmd << ": " << r.out;
+    EXPECT_NE(r.out.find(escaped), std::string::npos) << cmd << ": " << r.out;
+  }
+}
+
 TEST(TraceTool, ControlCharactersNeverReachTheTerminal) {
   TempDir tmp;
   WriteFile(tmp / "t.jsonl",
             "{\"ts\":\"2026-11-28T19:00:54.000001Z\",\"pid\":9,\"tid\":9,\"exe\":\"evil\\u001b[2J\",\"ev\":\"dns\","
             "\"host\":\"a\\u0007b\",\"family\":\"any\",\"mode\":\"system\",\"error\":\"x\\u009b1m\"}\n");
-  for (const char* cmd : {"summary", "timeline", "errors"}) {
-    Result r = RunTool({cmd, tmp / "t.jsonl"});
-    EXPECT_EQ(r.status, 0) << cmd;
-    EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << cmd << ": " << r.out;
-    EXPECT_EQ(r.out.find('\x07'), std::string::npos) << cmd;
-    EXPECT_EQ(r.out.find("\xc2\x9b"), std::string::npos) << cmd;
-    EXPECT_NE(r.out.find("evil\\x1b[2J"), std::string::npos) << cmd << ": " << r.out;
-  }
+  ExpectEscapedInHumanOutput(tmp / "t.jsonl", "evil\\x1b[2J");
 }
 
 TEST(TraceTool, ControlCharactersInAProxyAnswerNeverReachTheTerminal) {
@@ -374,13 +379,7 @@ TEST(TraceTool, ControlCharactersInAProxyAnswerNeverReachTheTerminal) {
             "\"errno\":\"E\\u0007\"}\n"
             "{\"ts\":\"2026-11-28T19:05:10.200000Z\",\"pid\":1,\"tid\":1,\"exe\":\"x\",\"ev\":\"tunnel\","
             "\"target\":\"g:443\",\"result\":\"failed\",\"errno\":\"E\\u0007\"}\n");
-  for (const char* cmd : {"summary", "timeline", "errors"}) {
-    Result r = RunTool({cmd, tmp / "t.jsonl"});
-    EXPECT_EQ(r.status, 0) << cmd;
-    EXPECT_EQ(r.out.find('\x1b'), std::string::npos) << cmd << ": " << r.out;
-    EXPECT_EQ(r.out.find('\x07'), std::string::npos) << cmd << ": " << r.out;
-    EXPECT_NE(r.out.find("\\x1b[2J"), std::string::npos) << cmd << ": " << r.out;
-  }
+  ExpectEscapedInHumanOutput(tmp / "t.jsonl", "\\x1b[2J");
   // The verdict names each refusal, the proxy's answer as well.
   Result r = RunTool({"summary", tmp / "t.jsonl"});
   EXPECT_EQ(r.out.rfind("no host tunnelled, 1 refused by the proxy: h 403 \\x1b[2J, 1 not reached through the proxy: "
