@@ -1,5 +1,7 @@
 #include "awfshim/json_writer.h"
 
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -103,9 +105,17 @@ JsonWriter& JsonWriter::Int(int64_t value) {
 
 JsonWriter& JsonWriter::Double(double value, int decimals) {
   Separate();
+  if (!std::isfinite(value)) {  // JSON has no NaN or infinity
+    out_.append("null");
+    return *this;
+  }
   char buf[64];
   int n = std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
-  out_.append(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  if (n < 0 || static_cast<size_t>(n) >= sizeof buf) {
+    // Too many digits for fixed notation (|value| past ~1e50): the shortest exact exponent form.
+    n = static_cast<int>(std::to_chars(buf, buf + sizeof buf, value, std::chars_format::scientific).ptr - buf);
+  }
+  out_.append(buf, static_cast<size_t>(n));
   return *this;
 }
 

@@ -219,16 +219,16 @@ void WriteNumber(JsonWriter& w, double v) {
     w.Null();
     return;
   }
-  if (v == std::floor(v) && std::fabs(v) < 9e15) {
-    w.Int(static_cast<int64_t>(v));
-    return;
-  }
-  if (std::fabs(v) >= 9e15) {  // JsonWriter::Double prints every digit, into a small buffer
-    // The shortest exact form, always with an exponent (1e+300): an integer past 64 bits is JSON,
-    // but parsers such as simdjson refuse it.
+  if (std::fabs(v) >= 9e15) {
+    // Past 2^53 the digits are noise: the shortest exact form, always with an exponent (1e+300).
+    // An integer past 64 bits is JSON, but parsers such as simdjson refuse it.
     char buf[32];
     auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
     w.Raw(absl::string_view(buf, static_cast<size_t>(r.ptr - buf)));
+    return;
+  }
+  if (v == std::floor(v)) {
+    w.Int(static_cast<int64_t>(v));
     return;
   }
   int decimals = 1;
