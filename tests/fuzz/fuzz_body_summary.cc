@@ -9,9 +9,7 @@
 #include "awfshim/body_summary.h"
 #include "awfshim/http1.h"
 #include "simdjson.h"
-
-#define FUZZ_CHECK(cond) \
-  if (!(cond)) __builtin_trap()
+#include "fuzz_support.h"
 
 namespace dom = simdjson::dom;
 

@@ -7,9 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
 #include "awfshim/config_file.h"
-
-#define FUZZ_CHECK(cond) \
-  if (!(cond)) __builtin_trap()
+#include "fuzz_support.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   absl::string_view content(reinterpret_cast<const char*>(data), size);

@@ -20,9 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "awfshim/http1.h"
 #include "awfshim/redact.h"
-
-#define FUZZ_CHECK(cond) \
-  if (!(cond)) __builtin_trap()
+#include "fuzz_support.h"
 
 namespace {
 
@@ -133,13 +131,6 @@ struct Outcome {
   std::string problem;
   uint64_t dropped = 0;
 };
-
-uint64_t Xorshift(uint64_t* s) {
-  *s ^= *s << 13;
-  *s ^= *s >> 7;
-  *s ^= *s << 17;
-  return *s;
-}
 
 // `seed` set: each record in pieces; 0: whole.
 Outcome Play(const std::vector<Record>& script, uint64_t seed) {

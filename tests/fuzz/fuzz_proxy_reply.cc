@@ -4,9 +4,7 @@
 #include <string>
 
 #include "awfshim/proxy_protocol.h"
-
-#define FUZZ_CHECK(cond) \
-  if (!(cond)) __builtin_trap()
+#include "fuzz_support.h"
 
 namespace {
 

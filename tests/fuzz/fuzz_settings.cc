@@ -11,9 +11,7 @@
 #include "awfshim/status.h"
 #include "absl/strings/str_split.h"
 #include "awfshim/settings.h"
-
-#define FUZZ_CHECK(cond) \
-  if (!(cond)) __builtin_trap()
+#include "fuzz_support.h"
 
 namespace {
 

@@ -5,9 +5,7 @@
 #include <string>
 
 #include "awfshim/tls_hello.h"
-
-#define FUZZ_CHECK(cond) \
-  if (!(cond)) __builtin_trap()
+#include "fuzz_support.h"
 
 namespace {
 

@@ -44,13 +44,7 @@
 #include "trace_reader.h"
 #include "trace_summary.h"
 #include "trace_timeline.h"
-
-#define FUZZ_CHECK(cond) \
-  if (!(cond)) __builtin_trap()
-
-// The harness's own loops and branches are not what the fuzzer should explore: no coverage
-// feedback (nor comparison tracing, a large part of the cost per byte) from them.
-#define HARNESS __attribute__((no_sanitize("coverage")))
+#include "fuzz_support.h"
 
 namespace {
 
@@ -383,13 +377,6 @@ HARNESS Read PlayWhole(MemFile& mf, std::string_view file, const Shape& shape, S
   }
   FUZZ_CHECK(n == errors_json.count());
   return r;
-}
-
-HARNESS uint64_t Xorshift(uint64_t* s) {
-  *s ^= *s << 13;
-  *s ^= *s >> 7;
-  *s ^= *s << 17;
-  return *s;
 }
 
 // The file growing under the reader (--follow): appended in pieces, each drained to kAgain, then

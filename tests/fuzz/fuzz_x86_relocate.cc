@@ -22,9 +22,7 @@
 
 #include "awfshim/status.h"
 #include "awfshim/x86_relocate.h"
-
-#define FUZZ_CHECK(cond) \
-  if (!(cond)) __builtin_trap()
+#include "fuzz_support.h"
 
 namespace {
 
