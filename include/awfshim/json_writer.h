@@ -22,6 +22,8 @@ class JsonWriter {
   JsonWriter& String(absl::string_view value);
   JsonWriter& Int(int64_t value);
   JsonWriter& Double(double value, int decimals);
+  // The shortest form that reads back exactly, always with an exponent (1e+300).
+  JsonWriter& Exponent(double value);
   JsonWriter& Bool(bool value);
   JsonWriter& Null();
   // Already-serialized JSON from this writer (e.g. another JsonWriter's str()), inserted as is.
@@ -41,6 +43,7 @@ class JsonWriter {
 
  private:
   void Separate();
+  void AppendExponent(double value);
   void Escaped(absl::string_view s);
 
   std::string out_;

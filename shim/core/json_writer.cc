@@ -103,19 +103,33 @@ JsonWriter& JsonWriter::Int(int64_t value) {
   return *this;
 }
 
+// Both number forms write null for NaN and infinity, which JSON has no form for.
+void JsonWriter::AppendExponent(double value) {
+  if (!std::isfinite(value)) {
+    out_.append("null");
+    return;
+  }
+  char buf[32];  // the longest: -2.2250738585072014e-308
+  auto r = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::scientific);
+  out_.append(buf, static_cast<size_t>(r.ptr - buf));
+}
+
 JsonWriter& JsonWriter::Double(double value, int decimals) {
   Separate();
-  if (!std::isfinite(value)) {  // JSON has no NaN or infinity
-    out_.append("null");
-    return *this;
-  }
   char buf[64];
-  int n = std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
+  int n = std::isfinite(value) ? std::snprintf(buf, sizeof buf, "%.*f", decimals, value) : -1;
   if (n < 0 || static_cast<size_t>(n) >= sizeof buf) {
-    // Too many digits for fixed notation (|value| past ~1e50): the shortest exact exponent form.
-    n = static_cast<int>(std::to_chars(buf, buf + sizeof buf, value, std::chars_format::scientific).ptr - buf);
+    // Not finite, or too many digits for fixed notation (|value| past ~1e50).
+    AppendExponent(value);
+  } else {
+    out_.append(buf, static_cast<size_t>(n));
   }
-  out_.append(buf, static_cast<size_t>(n));
+  return *this;
+}
+
+JsonWriter& JsonWriter::Exponent(double value) {
+  Separate();
+  AppendExponent(value);
   return *this;
 }
 

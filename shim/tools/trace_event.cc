@@ -1,6 +1,5 @@
 #include "trace_event.h"
 
-#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -220,11 +219,9 @@ void WriteNumber(JsonWriter& w, double v) {
     return;
   }
   if (std::fabs(v) >= 9e15) {
-    // Past 2^53 the digits are noise: the shortest exact form, always with an exponent (1e+300).
-    // An integer past 64 bits is JSON, but parsers such as simdjson refuse it.
-    char buf[32];
-    auto r = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
-    w.Raw(absl::string_view(buf, static_cast<size_t>(r.ptr - buf)));
+    // Past 2^53 the digits are noise, and an integer past 64 bits is JSON but parsers such as
+    // simdjson refuse it.
+    w.Exponent(v);
     return;
   }
   if (v == std::floor(v)) {

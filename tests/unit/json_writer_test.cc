@@ -47,6 +47,12 @@ TEST(JsonWriter, DoublesOfAnySizeAreValidJson) {
   EXPECT_EQ(big, 1e300);
 }
 
+TEST(JsonWriter, ExponentIsTheShortestExactForm) {
+  JsonWriter w;
+  w.BeginArray().Exponent(1e300).Exponent(9007199254740993.0).Exponent(-0.1).Exponent(NAN).EndArray();
+  EXPECT_EQ(w.str(), "[1e+300,9.007199254740992e+15,-1e-01,null]");
+}
+
 TEST(JsonWriter, StringsNeverCarryATokenThrough) {
   JsonWriter w;
   w.BeginObject().Field("msg", "failed with ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789 in it").EndObject();
