@@ -28,7 +28,7 @@ def main():
         if r.returncode != 0:
             print(r.stderr.strip())
         print("-------------------------------\n")
-        print("awf-shim-trace summary:")
+        print("awf-shim-trace summary:", flush=True)  # before the tool's own output, also into a file
         subprocess.run([os.path.join(BUILD, "shim", "tools", "awf-shim-trace"), "summary", trace], check=False)
         # Squid logs a CONNECT when its tunnel closes: give it a moment after the CLI's exit.
         fw.squid.wait_for_log(lambda e: e["method"] == "CONNECT", count=2, timeout=5)

@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "fixtures"))
 
 import net  # noqa: E402
-from harness import BUILD, SENTINEL_TOKEN, front_preload, sanitizer_env  # noqa: E402
+from harness import BUILD, SENTINEL_TOKEN, front_preload, runtime, sanitizer_env  # noqa: E402
 from squid import Squid  # noqa: E402
 
 TENANT_IP = "127.0.0.3"
@@ -25,24 +25,15 @@ CLI_FLAGS = ["--model", "gpt-5-mini", "--allow-all-tools"]
 REDUCING_FLAGS = ["--no-auto-update", "--disable-client-telemetry", "--disable-builtin-mcps"]
 
 
-def _install(*flags):
-    out = subprocess.run([os.path.join(ROOT, "scripts", "lib", "install-copilot"), *flags], capture_output=True,
-                         text=True, timeout=1800)
-    if out.returncode != 0:
-        raise RuntimeError(f"install-copilot failed:\n{out.stdout}\n{out.stderr}")
-    return out.stdout.strip().splitlines()
-
-
 def install_copilot():
-    """The pinned CLI from npm (cached outside the repo); returns the path of `copilot`."""
-    return _install()[-1]
+    """The pinned CLI (scripts/lib/install-runtimes installed it); returns the path of `copilot`."""
+    return runtime("copilot-1.0.102")
 
 
 def install_copilot_on_node24():
-    """Copilot CLI 1.0.6 (all JavaScript) and Node.js 24, both from npm: the argv prefix that runs
+    """Copilot CLI 1.0.6 (all JavaScript) and Node.js 24, both pinned: the argv prefix that runs
     the CLI through Node's own OpenSSL."""
-    paths = dict(line.split(": ", 1) for line in _install("--node24") if line.startswith(("node24: ", "copilot-js: ")))
-    return [paths["node24"], paths["copilot-js"]]
+    return [runtime("node-24"), runtime("copilot-1.0.6")]
 
 
 class Firewall:
@@ -80,7 +71,7 @@ class Firewall:
         """cli: the argv prefix of another CLI build (default: the pinned `copilot`)."""
         home = tempfile.mkdtemp(prefix="home-", dir=self.work)  # a fresh HOME: no cached answers
         workdir = tempfile.mkdtemp(prefix="cwd-", dir=self.work)
-        # install-copilot's layout: DIR/node_modules/@github/copilot-linux-x64/copilot, DIR/pkg-cache
+        # install-runtimes' layout: DIR/node_modules/@github/copilot-linux-x64/copilot, DIR/pkg-cache
         pkg_cache = os.path.join(self.copilot.split("/node_modules/")[0], "pkg-cache")
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8",
                "COPILOT_PKG_CACHE_HOME": pkg_cache, "GH_HOST": self.tenant, "COPILOT_GITHUB_TOKEN": TOKEN,

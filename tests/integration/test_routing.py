@@ -9,7 +9,7 @@ import tempfile
 import unittest
 
 import net
-from harness import FRONT, PROGRAMS, PYTHON, TempDirTest, read_trace, run, shim_env
+from harness import FRONT, PROGRAMS, PYTHON, TempDirTest, read_trace, run, runtime, shim_env
 from squid import Squid
 
 NETCLIENT = os.path.join(PROGRAMS, "netclient")
@@ -98,7 +98,7 @@ class RealClientsThroughSquid(RoutingTest):
     def test_node_https_get(self):
         code = (f"require('https').get('https://{net.API}/node', r => {{ let d = ''; r.on('data', c => d += c);"
                 " r.on('end', () => console.log(d)); }).on('error', e => { console.error(e.message); process.exit(1); })")
-        self.assert_tunnelled(run(["node", "-e", code], env=self.env()), "/node")
+        self.assert_tunnelled(run([runtime("node-20"), "-e", code], env=self.env()), "/node")
 
     def test_a_fork_childs_copy_of_a_tunnel_counts_only_its_own_bytes(self):
         code = ("import os, socket\n"

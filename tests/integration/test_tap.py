@@ -9,7 +9,7 @@ import tempfile
 import unittest
 
 import net
-from harness import PROGRAMS, PYTHON, SENTINEL_HEADER_TOKEN, TempDirTest, read_trace, run, shim_env
+from harness import PROGRAMS, PYTHON, SENTINEL_HEADER_TOKEN, TempDirTest, read_trace, run, runtime, shim_env
 
 W = CA = PROXY = None
 _stack = []
@@ -77,7 +77,7 @@ class Tap(TempDirTest):
         self.assertEqual([(e["method"], e["path"], e["status"]) for e in self.http_events()], [("GET", "/py", 200)])
 
     def node(self, script, *args, **env):
-        r = run(["/usr/bin/node", "-e", script, *args], env=self.env(NODE_EXTRA_CA_CERTS=CA, **env))
+        r = run([runtime("node-20"), "-e", script, *args], env=self.env(NODE_EXTRA_CA_CERTS=CA, **env))
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stderr, "")
         return r.stdout
