@@ -52,6 +52,13 @@ class Recorder(unittest.TextTestResult):
         super().addError(test, err)
         self._record(test, "failed", self._exc_info_to_string(err, test))
 
+    def addSubTest(self, test, subtest, err):
+        # A failing subTest fails its test, which then gets no addSuccess: record the failure here,
+        # or the report would hold nothing for that test at all.
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            self._record(subtest, "failed", self._exc_info_to_string(err, test))
+
     def addSkip(self, test, reason):
         super().addSkip(test, reason)
         self._record(test, "skipped", reason)
