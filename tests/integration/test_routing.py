@@ -51,6 +51,12 @@ def upstream_requests():
 class RoutingTest(TempDirTest):
     proxy_url = "http://127.0.0.1:3128"
 
+    def setUp(self):
+        super().setUp()
+        # One Squid serves the whole module: a test looks only at the lines logged after those of
+        # the tests before it (settled_log waits until all of theirs are in).
+        self.squid_mark = len(SQUID.settled_log())
+
     def env(self, **extra):
         self.trace = self.path("trace.jsonl")
         base = dict(AWF_SHIM="1", AWF_SHIM_PROXY=self.proxy_url, GH_HOST=net.TENANT, AWF_SHIM_TRACE=self.trace,
@@ -61,24 +67,30 @@ class RoutingTest(TempDirTest):
     def events(self, ev=None):
         return [e for e in read_trace(self.trace) if ev is None or e["ev"] == ev]
 
-    def squid_connects(self, target):
-        return [e for e in SQUID.parse_access_log() if e["method"] == "CONNECT" and e["url"] == target]
+    def squid_entries(self, *keys):
+        """This test's lines in Squid's log, each as the tuple of `keys`."""
+        return [tuple(e[k] for k in keys) for e in SQUID.settled_log()[self.squid_mark:]]
 
 
 class RealClientsThroughSquid(RoutingTest):
     def assert_tunnelled(self, r, path):
+        """r printed the upstream's reply, then the local port of the client's connection."""
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        body = json.loads(r.stdout.strip().splitlines()[-1])
+        reply, port = r.stdout.strip().rsplit("\n", 1)
+        body = json.loads(reply)
         self.assertEqual((body["host"], body["sni"], body["path"]), (net.API, net.API, path))
-        entries = SQUID.wait_for_log(lambda e: e["method"] == "CONNECT" and e["url"] == f"{net.API}:443"
-                                     and e.get("user_agent") is not None, count=1, timeout=15)
-        self.assertTrue(any(e["status"] == 200 and e["squid_status"].startswith("TCP_TUNNEL") for e in entries))
+        # The shim connects the client's own socket to Squid, so Squid logs the client's port:
+        # the line with it is this client's request, whatever else reached Squid.
+        mine = [e[1:] for e in self.squid_entries("client_port", "method", "url", "status", "squid_status")
+                if e[0] == int(port)]
+        self.assertEqual(mine, [("CONNECT", f"{net.API}:443", 200, "TCP_TUNNEL")])
         tunnels = self.events("tunnel")
         self.assertTrue(any(t["target"] == f"{net.API}:443" and t["status"] == 200 and t["result"] == "open"
                             for t in tunnels), tunnels)
 
     def test_curl(self):
-        r = run(["curl", "-sS", "--cacert", CA, f"https://{net.API}/curl"], env=self.env())
+        r = run(["curl", "-sS", "-w", "\n%{local_port}", "--cacert", CA, f"https://{net.API}/curl"],
+                env=self.env())
         self.assert_tunnelled(r, "/curl")
         dns = self.events("dns")[0]
         self.assertEqual((dns["host"], dns["mode"]), (net.API, "fake"))
@@ -92,12 +104,15 @@ class RealClientsThroughSquid(RoutingTest):
         self.assertGreater(close["bytes_in"], 500)
 
     def test_python_urllib(self):
-        code = f"import urllib.request; print(urllib.request.urlopen('https://{net.API}/py').read().decode())"
+        code = (f"import urllib.request; r = urllib.request.urlopen('https://{net.API}/py');"
+                "port = r.fp.raw._sock.getsockname()[1];"  # before read(), which closes it
+                "print(r.read().decode()); print(port)")
         self.assert_tunnelled(run([PYTHON, "-c", code], env=self.env()), "/py")
 
     def test_node_https_get(self):
-        code = (f"require('https').get('https://{net.API}/node', r => {{ let d = ''; r.on('data', c => d += c);"
-                " r.on('end', () => console.log(d)); }).on('error', e => { console.error(e.message); process.exit(1); })")
+        code = (f"require('https').get('https://{net.API}/node', r => {{ const port = r.socket.localPort; let d = '';"
+                " r.on('data', c => d += c); r.on('end', () => console.log(d + port)); })"
+                ".on('error', e => { console.error(e.message); process.exit(1); })")
         self.assert_tunnelled(run([runtime("node-20"), "-e", code], env=self.env()), "/node")
 
     def test_a_fork_childs_copy_of_a_tunnel_counts_only_its_own_bytes(self):
@@ -124,7 +139,8 @@ class RealClientsThroughSquid(RoutingTest):
         self.assertEqual((parent["bytes_out"], parent["bytes_in"]), (18, 18))
 
     def test_curl_ipv6_only(self):
-        r = run(["curl", "-6", "-sS", "--cacert", CA, f"https://{net.API}/six"], env=self.env())
+        r = run(["curl", "-6", "-sS", "-w", "\n%{local_port}", "--cacert", CA, f"https://{net.API}/six"],
+                env=self.env())
         self.assert_tunnelled(r, "/six")
         self.assertIn(":", self.events("connect")[0]["addr"].split("]")[0])
 
@@ -132,8 +148,8 @@ class RealClientsThroughSquid(RoutingTest):
         for mode in ("blocking", "poll", "epoll"):
             r = run([NETCLIENT, mode, net.API, str(net.ECHO_PORT)], env=self.env())
             self.assertEqual(json.loads(r.stdout)["ok"], True, f"{mode}: {r.stdout} {r.stderr}")
-        entries = SQUID.wait_for_log(lambda e: e["url"] == f"{net.API}:{net.ECHO_PORT}", count=3)
-        self.assertGreaterEqual(len(entries), 3)
+        self.assertEqual(self.squid_entries("method", "url", "status", "squid_status"),
+                         [("CONNECT", f"{net.API}:{net.ECHO_PORT}", 200, "TCP_TUNNEL")] * 3)
 
     def test_server_speaks_first(self):
         for mode in ("blocking", "poll", "epoll"):
@@ -146,9 +162,12 @@ class RealClientsThroughSquid(RoutingTest):
         # Non-blocking: the refusal shows at connect (7) or, if curl already wrote its ClientHello
         # before Squid answered, at the first read (35): either way a refused connection.
         self.assertIn(r.returncode, (7, 35), r.stderr)
-        tunnel = self.events("tunnel")[0]
-        self.assertEqual((tunnel["status"], tunnel["squid_error"], tunnel["errno"]),
+        tunnels = self.events("tunnel")
+        self.assertEqual((tunnels[0]["status"], tunnels[0]["squid_error"], tunnels[0]["errno"]),
                          (403, "ERR_ACCESS_DENIED 0", "ECONNREFUSED"))
+        # Refused at connect, curl tries the name's other address: one denial per tunnel.
+        self.assertEqual(self.squid_entries("method", "url", "status", "squid_status"),
+                         [("CONNECT", "evil.example:443", 403, "TCP_DENIED")] * len(tunnels))
 
     def test_squid_denies_raw_addresses_when_everything_is_routed(self):
         # 192.0.2.10 (TEST-NET-1) is only ever named to Squid on loopback; Squid refuses raw IPs.
@@ -156,22 +175,23 @@ class RealClientsThroughSquid(RoutingTest):
         self.assertNotEqual(r.returncode, 0)
         tunnel = self.events("tunnel")[0]
         self.assertEqual((tunnel["target"], tunnel["status"]), ("192.0.2.10:443", 403))
-        denied = SQUID.wait_for_log(lambda e: e["url"] == "192.0.2.10:443", count=1)
-        self.assertEqual(denied[0]["squid_status"], "TCP_DENIED")
+        self.assertEqual(self.squid_entries("method", "url", "status", "squid_status"),
+                         [("CONNECT", "192.0.2.10:443", 403, "TCP_DENIED")])
 
     def test_application_that_proxies_itself_is_not_tunnelled_twice(self):
         env = self.env(HTTPS_PROXY=self.proxy_url)
-        before = len(self.squid_connects(f"{net.API}:443"))
-        r = run(["curl", "-sS", "--cacert", CA, f"https://{net.API}/self"], env=env)
+        r = run(["curl", "-sS", "-w", "\n%{local_port}", "--cacert", CA, f"https://{net.API}/self"], env=env)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(json.loads(r.stdout)["path"], "/self")
+        reply, port = r.stdout.strip().rsplit("\n", 1)
+        self.assertEqual(json.loads(reply)["path"], "/self")
         tunnels = self.events("tunnel")
         self.assertEqual(len(tunnels), 1, tunnels)
         self.assertEqual((tunnels[0]["by"], tunnels[0]["target"], tunnels[0]["status"]),
                          ("application", f"{net.API}:443", 200))
         self.assertEqual(self.events("connect")[0]["reason"], "the application talks to the proxy itself")
-        entries = SQUID.wait_for_log(lambda e: e["url"] == f"{net.API}:443", count=before + 1)
-        self.assertEqual(len(entries), before + 1, "exactly one CONNECT reached Squid")
+        # One CONNECT reached Squid in all: curl's own, on curl's connection.
+        self.assertEqual(self.squid_entries("client_port", "method", "url", "status", "squid_status"),
+                         [(int(port), "CONNECT", f"{net.API}:443", 200, "TCP_TUNNEL")])
 
     def test_getpeername_reports_the_address_asked_for(self):
         code = (f"import socket; a = socket.getaddrinfo('{net.API}', {net.ECHO_PORT}, socket.AF_INET)[0][4];"
