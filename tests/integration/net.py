@@ -1,9 +1,12 @@
 """Network fixtures for the routing tests, all on loopback inside the test namespace: a test CA,
 TLS and plain upstreams standing in for the tenant's hosts, the fault-injecting CONNECT proxy,
-and a real Squid set up like the firewall's."""
+a real Squid set up like the firewall's, and a trap for direct connections."""
 import json
 import os
+import select
+import socket
 import subprocess
+import threading
 import time
 
 from harness import FIXTURES, PYTHON
@@ -87,3 +90,66 @@ def proxy_log(path):
         return []
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+class DirectTrap:
+    """Puts the shim's synthetic addresses `addrs` on loopback and listens on `port` there, so that
+    a connection made to one of them directly, not through the proxy, succeeds (it is closed at
+    once) and is recorded. Without this they have no route in the test's namespace: a direct
+    connect would fail on its own, and a check that nothing went direct could not fail."""
+
+    def __init__(self, addrs, port):
+        self.addrs, self.port, self.seen, self.lock = sorted(set(addrs)), port, [], threading.Lock()
+
+    def __enter__(self):
+        if [name for _, name in socket.if_nameindex()] != ["lo"]:  # a private namespace, never the host's
+            raise RuntimeError("DirectTrap adds addresses to lo: run it in a network namespace of its own")
+        self.listeners = []
+        for addr in self.addrs:
+            v6 = ":" in addr
+            prefix = 128 if v6 else 32
+            subprocess.run(["ip", "addr", "add", f"{addr}/{prefix}", "dev", "lo", *(["nodad"] if v6 else [])],
+                           check=True, timeout=10)
+            s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET)
+            s.bind((addr, self.port))
+            s.listen(64)
+            s.setblocking(False)
+            self.listeners.append(s)
+        self.wake = os.pipe()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+        return self
+
+    def _accept(self, listeners):
+        with self.lock:
+            for s in listeners:
+                while True:
+                    try:
+                        conn, peer = s.accept()
+                    except BlockingIOError:
+                        break
+                    self.seen.append((s.getsockname()[0], peer[0]))
+                    conn.close()
+
+    def _serve(self):
+        while True:
+            ready = select.select([*self.listeners, self.wake[0]], [], [])[0]
+            if self.wake[0] in ready:
+                return
+            self._accept(ready)
+
+    def connections(self):
+        """(address, client address) of every direct connection so far: also of those the kernel
+        has completed and the thread not yet accepted, so that a connect that returned is in."""
+        self._accept(self.listeners)
+        return list(self.seen)
+
+    def __exit__(self, *a):
+        os.write(self.wake[1], b"x")
+        self.thread.join(10)
+        for fd in self.wake:
+            os.close(fd)
+        for s in self.listeners:
+            s.close()
+        for addr in self.addrs:
+            subprocess.run(["ip", "addr", "del", f"{addr}/{128 if ':' in addr else 32}", "dev", "lo"], timeout=10)

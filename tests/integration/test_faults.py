@@ -27,12 +27,12 @@ FAULTS = {  # host under DOMAIN -> the fixture proxy's fault mode
     "deny": "deny", "s502": "status502", "garbage": "garbage", "close": "close", "midhead": "close-mid-head",
     "huge": "huge-head", "slow": "slowloris", "delay": "delay=2", "ok": "none",
 }
-W = CA = PROXY = None
+W = CA = PROXY = DIRECT = None
 _stack = []
 
 
 def setUpModule():
-    global W, CA, PROXY
+    global W, CA, PROXY, DIRECT
     W = tempfile.mkdtemp(prefix="awfshim-faults-", dir="/tmp")
     os.chmod(W, 0o755)
     CA = net.make_ca(os.path.join(W, "ca"), [f"{h}.{DOMAIN}" for h in FAULTS])
@@ -46,6 +46,13 @@ def setUpModule():
     PROXY = net.connect_proxy(W, maps=[f"*={net.UPSTREAM_IP}"],
                               faults_for=[f"{h}.{DOMAIN}={m}" for h, m in FAULTS.items()]).__enter__()
     _stack.append(PROXY)
+    # Where a shim that connected directly would go: the addresses its fake DNS gives each host.
+    code = ("import socket, sys\n"
+            "print(*{a[4][0] for h in sys.argv[1:] for a in socket.getaddrinfo(h, 0, type=socket.SOCK_STREAM)})")
+    env = shim_env(AWF_SHIM="1", AWF_SHIM_PROXY=f"http://127.0.0.1:{PROXY.ports[0]}", AWF_SHIM_ROUTE=f"*.{DOMAIN}")
+    r = run([PYTHON, "-c", code, *(f"{h}.{DOMAIN}" for h in FAULTS)], env=env, check=True)
+    DIRECT = net.DirectTrap(r.stdout.split(), net.ECHO_PORT).__enter__()
+    _stack.append(DIRECT)
 
 
 def tearDownModule():
@@ -60,6 +67,13 @@ def echo_connections():
 
 
 class FaultTest(TempDirTest):
+    def setUp(self):
+        super().setUp()
+        self.direct_before = len(DIRECT.connections())
+
+    def assert_nothing_went_direct(self, what):
+        self.assertEqual(DIRECT.connections()[self.direct_before:], [], f"{what}: connected directly")
+
     def env(self, proxy=None, **extra):
         self.trace = self.path("trace.jsonl")
         return shim_env(AWF_SHIM="1", AWF_SHIM_PROXY=proxy or f"http://127.0.0.1:{PROXY.ports[0]}",
@@ -79,6 +93,7 @@ class ProxyFaults(FaultTest):
         before = echo_connections()
         for mode in ("blocking", "epoll"):
             out = self.client(mode, f"{host}.{DOMAIN}" if "." not in host else host, self.env(proxy, **env_extra))
+            self.assert_nothing_went_direct(mode)
             self.assertFalse(out["ok"], f"{mode}: {out}")
             self.assertIn(errno_name, out["error"], f"{mode}: {out}")
         tunnels = self.tunnel_events()
@@ -118,6 +133,7 @@ class ProxyFaults(FaultTest):
     def test_bad_configuration_refuses_routed_connections(self):
         before = echo_connections()
         out = self.client("blocking", f"ok.{DOMAIN}", self.env(AWF_SHIM_TIMEOUT_MS="never"))
+        self.assert_nothing_went_direct("blocking")
         self.assertFalse(out["ok"])
         self.assertIn("ECONNREFUSED", out["error"])
         connect = [e for e in read_trace(self.trace) if e["ev"] == "connect"][0]
@@ -420,6 +436,7 @@ class AbandonedHandshake(GatedProxyTest):
         env = self.env(self.proxy_url(), AWF_SHIM_TIMEOUT_MS="1000")
         r = run([NETCLIENT, "epoll", f"ok.{DOMAIN}", str(net.ECHO_PORT), *flags, "--settle-ms", "1500"],
                 env=env, timeout=60)
+        self.assert_nothing_went_direct("epoll")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         out = json.loads(r.stdout)
         n = len(out["fds"])
