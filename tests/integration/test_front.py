@@ -122,10 +122,20 @@ class InertMode(TempDirTest):
 
     def test_environment_is_unchanged(self):
         env = shim_env(AWF_SHIM="1", HTTPS_PROXY="http://127.0.0.1:3128")
-        code = "import os, socket; socket.getaddrinfo('localhost', 80); print(sorted(os.environ.items()))"
+        # os.environ is Python's copy from before the engine loaded (at the first name lookup):
+        # read libc's environ itself, as a program or a child would see it.
+        code = ("import ctypes, socket\n"
+                "socket.getaddrinfo('localhost', 80)\n"
+                "print('libawfshim-core.so' in open('/proc/self/maps').read())\n"
+                "environ = ctypes.POINTER(ctypes.c_char_p).in_dll(ctypes.CDLL(None), 'environ')\n"
+                "n = 0\n"
+                "while environ[n]: n += 1\n"
+                "print(sorted(tuple(environ[i].decode().split('=', 1)) for i in range(n)))\n")
         with_shim = run([PYTHON, "-c", code], env=env)
         self.assertEqual(with_shim.returncode, 0, with_shim.stderr)
-        self.assertEqual(eval(with_shim.stdout), sorted(env.items()))
+        engine_loaded, environ = with_shim.stdout.splitlines()
+        self.assertEqual(engine_loaded, "True")
+        self.assertEqual(eval(environ), sorted(env.items()))
 
     def test_clients_behave_identically(self):
         with LocalHttp() as http:
