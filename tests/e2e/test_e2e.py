@@ -67,6 +67,10 @@ class Control(E2E):
         start = time.monotonic()
         r = self.fw.run_cli(shim=False)
         self.assertNotEqual(r.returncode, 0)
+        # Not just any failure (a CLI that cannot even start fails too): the pinned CLI tried the
+        # tenant and the network stopped it.
+        self.assertIn("network fetch failed: request failed: error sending request for url "
+                      f"(https://api.{self.fw.tenant}/copilot_internal/user)", r.stderr)
         self.assertEqual(self.fw.tenant_requests(), [])
         self.assertLess(time.monotonic() - start, 120)
 
