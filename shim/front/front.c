@@ -15,9 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "awfshim/abi.h"
+#include "engine_file.h"
+#include "fail_closed.h"
 
 #define AWF_EXPORT __attribute__((visibility("default")))
 #define AWF_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -36,7 +39,6 @@ static const uintptr_t *g_slots;
 static unsigned int g_slot_count;
 
 static pthread_mutex_t g_load_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool g_load_failed;
 static bool g_loading_at_start;
 static __thread int tl_loading __attribute__((tls_model("initial-exec")));
 
@@ -62,22 +64,53 @@ static void resolve_real_functions(void) {
 #undef AWF_HOOK_CUSTOM
 }
 
-struct symbol_search {
-  const char *name;
-  void *found;
+/* Where the front itself is loaded: its own definitions are never the "next" ones. */
+static void *front_base(void) {
+  static void *base;
+  void *b = __atomic_load_n(&base, __ATOMIC_RELAXED);
+  if (!b) {
+    Dl_info self;
+    b = dladdr((void *)&front_base, &self) ? self.dli_fbase : NULL;
+    __atomic_store_n(&base, b, __ATOMIC_RELAXED);
+  }
+  return b;
+}
+
+/* One address inside each loaded object, collected by dl_iterate_phdr. The loader holds its lock
+ * while it calls back: calling dlopen/dladdr/dlsym in the callback inverts the lock order against
+ * a concurrent dlopen (a Python thread importing a module hung the process). So the callback
+ * only copies numbers; every loader call happens after dl_iterate_phdr has returned. */
+#define AWF_OBJECTS_PER_PASS 128
+struct object_list {
+  size_t skip, seen, count;
+  void *addr[AWF_OBJECTS_PER_PASS];
 };
 
-static int search_object(struct dl_phdr_info *info, size_t size, void *arg) {
+static int collect_object(struct dl_phdr_info *info, size_t size, void *arg) {
   (void)size;
-  struct symbol_search *search = arg;
-  Dl_info self;
-  if (!info->dlpi_name[0] || !dladdr((void *)&search_object, &self) || strcmp(info->dlpi_name, self.dli_fname) == 0)
-    return 0; /* the executable (its own definitions are never interposed) or the front itself */
-  void *handle = dlopen(info->dlpi_name, RTLD_LAZY | RTLD_NOLOAD);
-  if (!handle) return 0;
-  search->found = dlsym(handle, search->name);
+  struct object_list *list = arg;
+  if (list->seen++ < list->skip || !info->dlpi_name[0]) return 0; /* the executable: never interposed */
+  for (int i = 0; i < info->dlpi_phnum; i++) {
+    if (info->dlpi_phdr[i].p_type == PT_LOAD && info->dlpi_phdr[i].p_memsz) {
+      list->addr[list->count++] = (void *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+      break;
+    }
+  }
+  return list->count == AWF_OBJECTS_PER_PASS;
+}
+
+/* `name` as defined by the object that contains `addr`, or by the libraries it depends on
+ * (dlsym on an object's handle searches its own dependency list); never loads anything. */
+static void *definition_seen_from(const void *addr, const char *name) {
+  Dl_info object;
+  if (!dladdr(addr, &object) || !object.dli_fname || !object.dli_fname[0] || object.dli_fbase == front_base())
+    return NULL;
+  void *handle = dlopen(object.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+  if (!handle) return NULL;
+  void *sym = dlsym(handle, name);
   dlclose(handle); /* RTLD_NOLOAD took a reference */
-  return search->found != NULL;
+  Dl_info home;
+  return sym && dladdr(sym, &home) && home.dli_fbase == front_base() ? NULL : sym;
 }
 
 /* The next definition of `name`. A library loaded with RTLD_LOCAL after start (Python's _ssl
@@ -86,9 +119,15 @@ static int search_object(struct dl_phdr_info *info, size_t size, void *arg) {
 static void *next_definition(const char *name) {
   void *sym = dlsym(RTLD_NEXT, name);
   if (sym) return sym;
-  struct symbol_search search = {name, NULL};
-  dl_iterate_phdr(search_object, &search);
-  return search.found;
+  struct object_list list = {0};
+  do {
+    list.skip = list.seen;
+    list.seen = list.count = 0;
+    dl_iterate_phdr(collect_object, &list);
+    for (size_t i = 0; i < list.count; i++)
+      if ((sym = definition_seen_from(list.addr[i], name))) return sym;
+  } while (list.count == AWF_OBJECTS_PER_PASS);
+  return NULL;
 }
 
 /* A hook can run before the constructor (another library's constructor made the call), or find
@@ -111,8 +150,8 @@ static const char *base_name(const char *path) {
   return slash ? slash + 1 : path;
 }
 
-/* AWF_SHIM_ONLY: comma-separated executable names; the basename of argv[0] or of
- * /proc/self/exe must be one of them. */
+/* AWF_SHIM_ONLY: comma-separated executable names (blanks around a name ignored); the basename
+ * of argv[0] or of /proc/self/exe must be one of them. */
 static bool in_scope(const char *only) {
   if (!only || !*only) return true;
   char exe_path[4096];
@@ -121,20 +160,18 @@ static bool in_scope(const char *only) {
   const char *names[] = {program_invocation_short_name, base_name(exe_path)};
   for (const char *p = only; *p;) {
     const char *end = strchrnul(p, ',');
-    size_t len = (size_t)(end - p);
+    const char *first = p, *last = end;
+    while (first < last && (*first == ' ' || *first == '\t')) first++;
+    while (last > first && (last[-1] == ' ' || last[-1] == '\t')) last--;
+    size_t len = (size_t)(last - first);
     for (size_t i = 0; i < 2; i++)
-      if (len && strlen(names[i]) == len && memcmp(names[i], p, len) == 0) return true;
+      if (len && strlen(names[i]) == len && memcmp(names[i], first, len) == 0) return true;
     p = *end ? end + 1 : end;
   }
   return false;
 }
 
-static const char *start_env(const char *name) {
-  size_t len = strlen(name);
-  for (char **e = g_environ_at_start; e && *e; e++)
-    if (strncmp(*e, name, len) == 0 && (*e)[len] == '=') return *e + len + 1;
-  return NULL;
-}
+static const char *start_env(const char *name) { return awf_env_lookup(g_environ_at_start, name); }
 
 static void snapshot_environ(void) {
   /* The strings of the initial environment live for the whole process; the array may not. */
@@ -164,8 +201,10 @@ static bool executable_defines_ssl(void) {
 
 __attribute__((constructor)) static void awf_front_init(void) {
   resolve_real_functions();
-  if (!is_on(getenv("AWF_SHIM"))) return;
-  if (!in_scope(getenv("AWF_SHIM_ONLY"))) return;
+  /* From environ itself, not getenv: another preloaded library's getenv hook may not be ready
+   * (or may hide variables) while constructors run. */
+  if (!is_on(awf_env_lookup(environ, "AWF_SHIM"))) return;
+  if (!in_scope(awf_env_lookup(environ, "AWF_SHIM_ONLY"))) return;
   snapshot_environ();
   if (!g_environ_at_start) return;
   g_active = true;
@@ -184,7 +223,7 @@ static const struct awf_engine *open_engine(void) {
   const char *front_path = dladdr((void *)&awf_front_init, &self) && self.dli_fname ? self.dli_fname : "";
   if (configured && *configured) {
     if (strlen(configured) >= sizeof path) {
-      say("AWF_SHIM_CORE is too long", "", "; running without the shim");
+      say("AWF_SHIM_CORE is too long", "", AWF_FAIL_CLOSED);
       return NULL;
     }
     strcpy(path, configured);
@@ -199,15 +238,24 @@ static const struct awf_engine *open_engine(void) {
   /* RTLD_DEEPBIND: the engine's libraries bind to each other before the global scope, where an
    * executable may export its own copies (Node 24 exports simdjson: the engine's parser ran on
    * Node's implementation objects). Sanitizer runtimes refuse DEEPBIND; their builds do without. */
+  char bad[512];
+  if (!awf_engine_file_ok(path, bad, sizeof bad)) {
+    say("cannot load the engine: ", bad, AWF_FAIL_CLOSED);
+    awf_trace_load_failure(&awf_real, g_environ_at_start, "cannot load the engine: ", bad);
+    return NULL;
+  }
   bool sanitized = dlsym(RTLD_DEFAULT, "__asan_init") || dlsym(RTLD_DEFAULT, "__tsan_init");
   void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | (sanitized ? 0 : RTLD_DEEPBIND));
   if (!handle) {
-    say("cannot load the engine: ", dlerror(), "; running without the shim");
+    const char *why = dlerror();
+    say("cannot load the engine: ", why, AWF_FAIL_CLOSED);
+    awf_trace_load_failure(&awf_real, g_environ_at_start, "cannot load the engine: ", why);
     return NULL;
   }
   awf_engine_attach_fn attach = (awf_engine_attach_fn)dlsym(handle, AWF_ENGINE_ATTACH_SYMBOL);
   if (!attach) {
-    say("not an awf-shim engine: ", path, "; running without the shim");
+    say("not an awf-shim engine: ", path, AWF_FAIL_CLOSED);
+    awf_trace_load_failure(&awf_real, g_environ_at_start, "not an awf-shim engine: ", path);
     return NULL;
   }
   const struct awf_front_info info = {
@@ -227,17 +275,14 @@ static __attribute__((noinline)) const struct awf_engine *load_engine(void) {
   int saved_errno = errno;
   pthread_mutex_lock(&g_load_lock);
   const struct awf_engine *engine = g_engine;
-  if (!engine && !g_load_failed) {
+  if (!engine) {
     tl_loading = 1;
     engine = open_engine();
+    if (!engine) engine = awf_fail_closed_engine(&awf_real, g_environ_at_start); /* under tl_loading: libc lookups */
     tl_loading = 0;
-    if (engine) {
-      g_slots = engine->fd_slots;
-      __atomic_store_n(&g_engine, engine, __ATOMIC_RELEASE);
-      __atomic_store_n(&g_slot_count, engine->fd_slot_count, __ATOMIC_RELEASE);
-    } else {
-      g_load_failed = true;
-    }
+    g_slots = engine->fd_slots;
+    __atomic_store_n(&g_engine, engine, __ATOMIC_RELEASE);
+    __atomic_store_n(&g_slot_count, engine->fd_slot_count, __ATOMIC_RELEASE);
   }
   pthread_mutex_unlock(&g_load_lock);
   errno = saved_errno;
@@ -257,13 +302,48 @@ static inline bool is_inet(const struct sockaddr *addr) {
   return addr && (addr->sa_family == AF_INET || addr->sa_family == AF_INET6);
 }
 
+static bool any_inet(const struct mmsghdr *vec, unsigned int vlen) {
+  for (unsigned int i = 0; vec && i < vlen; i++)
+    if (is_inet((const struct sockaddr *)vec[i].msg_hdr.msg_name)) return true;
+  return false;
+}
+
 #define AWF_WHEN_FD(fd) fd_tracked(fd)
 #define AWF_WHEN_FD2(a, b) (fd_tracked(a) || fd_tracked(b))
 #define AWF_WHEN_LOADED() AWF_UNLIKELY(loaded_engine() != NULL)
 #define AWF_WHEN_LOOKUP() AWF_UNLIKELY(g_active && (loaded_engine() || load_engine()))
 #define AWF_WHEN_INET(addr) AWF_UNLIKELY(g_active && is_inet(addr) && (loaded_engine() || load_engine()))
-#define AWF_WHEN_FASTOPEN(flags, addr) AWF_UNLIKELY(((flags) & MSG_FASTOPEN) && AWF_WHEN_INET(addr))
+#define AWF_WHEN_ANY_INET(vec, vlen) AWF_UNLIKELY(g_active && any_inet(vec, vlen) && (loaded_engine() || load_engine()))
 #define AWF_WHEN_TAP() AWF_UNLIKELY(loaded_engine() && g_engine->tap_enabled)
+
+/* The definition of an OpenSSL function that the caller at `site` is linked against (found once
+ * per call site, from the caller's own dependencies), else `fallback`. A full table only costs
+ * the search on every call from further sites. */
+#define AWF_SSL_SITES 32
+struct ssl_sites {
+  unsigned used;
+  struct {
+    void *site, *fn;
+  } slot[AWF_SSL_SITES];
+};
+
+static void *ssl_definition_for(struct ssl_sites *sites, const char *name, void *site, void *fallback) {
+  unsigned used = __atomic_load_n(&sites->used, __ATOMIC_ACQUIRE);
+  for (unsigned i = 0; i < used && i < AWF_SSL_SITES; i++)
+    if (__atomic_load_n(&sites->slot[i].site, __ATOMIC_ACQUIRE) == site)
+      return __atomic_load_n(&sites->slot[i].fn, __ATOMIC_RELAXED);
+  void *fn = definition_seen_from(site, name);
+  if (!fn) fn = fallback;
+  unsigned i = __atomic_load_n(&sites->used, __ATOMIC_RELAXED);
+  while (i < AWF_SSL_SITES && !__atomic_compare_exchange_n(&sites->used, &i, i + 1, false, __ATOMIC_ACQ_REL,
+                                                           __ATOMIC_RELAXED)) {
+  }
+  if (i < AWF_SSL_SITES) { /* slot i is ours: the function first, then the site that finds it */
+    __atomic_store_n(&sites->slot[i].fn, fn, __ATOMIC_RELAXED);
+    __atomic_store_n(&sites->slot[i].site, site, __ATOMIC_RELEASE);
+  }
+  return fn;
+}
 
 /* The engine calls the real function through the same table: it is resolved before the call. */
 #define AWF_HOOK(ret, name, params, args, when)             \
@@ -273,9 +353,23 @@ static inline bool is_inet(const struct sockaddr *addr) {
     return real_fn args;                                    \
   }
 #define AWF_HOOK_CUSTOM(ret, name, params)
+/* A process may hold two OpenSSL copies (a Python wheel bundling its own libssl beside the
+ * system's); the front's unversioned SSL_* definitions capture the calls of both. Each call goes
+ * on to the copy its caller is linked against, and to the engine only when that is the copy the
+ * engine taps (the next definition after the front). */
+#define AWF_HOOK_SSL(ret, name, params, args)                                                        \
+  AWF_EXPORT ret name params {                                                                       \
+    static struct ssl_sites sites;                                                                   \
+    awf_##name##_fn tapped = AWF_REAL(name);                                                         \
+    awf_##name##_fn own = (awf_##name##_fn)ssl_definition_for(&sites, #name, __builtin_return_address(0), \
+                                                              (void *)tapped);                       \
+    if (own == tapped && AWF_WHEN_TAP()) return g_engine->hooks.name args;                           \
+    return own args;                                                                                 \
+  }
 #include "awfshim/hooks.def"
 #undef AWF_HOOK
 #undef AWF_HOOK_CUSTOM
+#undef AWF_HOOK_SSL
 
 /* fcntl's third argument is an int, a long or a pointer depending on cmd; on the ABIs we support
  * all of them travel in one register, which va_arg as a pointer reads back unchanged. */
@@ -290,3 +384,66 @@ static inline bool is_inet(const struct sockaddr *addr) {
   }
 AWF_FCNTL(fcntl)
 AWF_FCNTL(fcntl64)
+
+/* The kernel's own calling convention, for syscall() numbers the front passes on before its
+ * constructor has resolved libc's syscall: nothing here may depend on dlsym, which can be
+ * running below us (a program's malloc calling syscall(SYS_mmap) while the loader resolves). */
+static long raw_syscall(long n, long a, long b, long c, long d, long e, long f) {
+  long ret;
+#if defined(__x86_64__)
+  register long r10 __asm__("r10") = d, r8 __asm__("r8") = e, r9 __asm__("r9") = f;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+#elif defined(__aarch64__)
+  register long x8 __asm__("x8") = n, x0 __asm__("x0") = a, x1 __asm__("x1") = b, x2 __asm__("x2") = c,
+                x3 __asm__("x3") = d, x4 __asm__("x4") = e, x5 __asm__("x5") = f;
+  __asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4), "r"(x5) : "memory");
+  ret = x0;
+#else
+#error "raw_syscall: unsupported architecture"
+#endif
+  if ((unsigned long)ret > -4096UL) {
+    errno = (int)-ret;
+    return -1;
+  }
+  return ret;
+}
+
+/* syscall(): the numbers that end or copy an fd, and connect, go where their libc wrappers go
+ * (libuv closes sockets with syscall(SYS_close), which a close hook never sees, leaving state
+ * for the next owner of the number); every other number passes on untouched (torsocks denied
+ * the rest with ENOSYS and broke programs calling getrandom or futex this way). */
+AWF_EXPORT long syscall(long number, ...) {
+  va_list ap;
+  va_start(ap, number);
+  long a = va_arg(ap, long), b = va_arg(ap, long), c = va_arg(ap, long);
+  long d = va_arg(ap, long), e = va_arg(ap, long), f = va_arg(ap, long);
+  va_end(ap);
+  switch (number) {
+    case SYS_close:
+      if (fd_tracked((int)a)) return g_engine->hooks.close((int)a);
+      break;
+    case SYS_close_range:
+      if (AWF_WHEN_LOADED()) return g_engine->hooks.close_range((unsigned)a, (unsigned)b, (int)c);
+      break;
+    case SYS_dup:
+      if (fd_tracked((int)a)) return g_engine->hooks.dup((int)a);
+      break;
+#ifdef SYS_dup2
+    case SYS_dup2:
+      if (AWF_WHEN_FD2((int)a, (int)b)) return g_engine->hooks.dup2((int)a, (int)b);
+      break;
+#endif
+    case SYS_dup3:
+      if (AWF_WHEN_FD2((int)a, (int)b)) return g_engine->hooks.dup3((int)a, (int)b, (int)c);
+      break;
+    case SYS_connect:
+      if (AWF_WHEN_INET((const struct sockaddr *)b))
+        return g_engine->hooks.connect((int)a, (const struct sockaddr *)b, (socklen_t)c);
+      break;
+  }
+  awf_syscall_fn real_fn = __atomic_load_n(&awf_real.syscall, __ATOMIC_RELAXED);
+  return real_fn ? real_fn(number, a, b, c, d, e, f) : raw_syscall(number, a, b, c, d, e, f);
+}

@@ -65,6 +65,9 @@ struct Conn {
   bool hello_done = false, request_done = false, reply_done = false;
 
   std::atomic<uint64_t> bytes_out{0}, bytes_in{0};
+  // The socket the state belongs to (fstat of the fd when it was tracked): a runtime that closes
+  // fds behind libc's back leaves the number to another file, which must not inherit the state.
+  uint64_t socket_dev = 0, socket_ino = 0;
   // A fork child's copy: the parent still holds the connection, so the child's close does not
   // end it, and the child counts only the bytes it moves itself.
   bool inherited = false;

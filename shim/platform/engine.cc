@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -169,8 +170,27 @@ Engine& engine() { return *g_engine; }
 
 thread_local bool tl_in_shim __attribute__((tls_model("initial-exec"))) = false;
 
+namespace {
+bool SocketIdentity(int fd, uint64_t* dev, uint64_t* ino) {
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+  *dev = st.st_dev;
+  *ino = st.st_ino;
+  return true;
+}
+}  // namespace
+
+Conn* CheckedConnFor(int fd) {
+  Conn* c = ConnFor(fd);
+  uint64_t dev, ino;
+  if (!c || (SocketIdentity(fd, &dev, &ino) && dev == c->socket_dev && ino == c->socket_ino)) return c;
+  UntrackFd(fd);  // closed behind libc's back; the number now holds another file, or none
+  return nullptr;
+}
+
 void TrackConn(int fd, Conn* c) {
   if (engine().fds.Get(fd) > FdTable::kOwned) UntrackFd(fd);  // a close we never saw
+  SocketIdentity(fd, &c->socket_dev, &c->socket_ino);
   engine().fds.Set(fd, reinterpret_cast<uintptr_t>(c));
   int max = engine().max_tracked_fd.load();
   while (fd > max && !engine().max_tracked_fd.compare_exchange_weak(max, fd)) {
@@ -201,7 +221,7 @@ extern "C" __attribute__((visibility("default"))) const awf_engine* awfshim_engi
   using namespace awfshim;
   if (front->abi_version != AWF_ABI_VERSION) {
     std::string line = absl::StrCat("awf-shim: the engine (ABI ", AWF_ABI_VERSION, ") does not match the front (ABI ",
-                                    front->abi_version, "); running without the shim\n");
+                                    front->abi_version, "); failing closed: TCP connections other than to loopback and the proxy are refused\n");
     (void)!front->real->write(2, line.data(), line.size());
     return nullptr;
   }
@@ -213,7 +233,7 @@ extern "C" __attribute__((visibility("default"))) const awf_engine* awfshim_engi
   e->pid = getpid();
   e->settings = BuildSettings(CopyEnvironment(front->environ_at_start), ReadWholeFile);
   if (!e->fds.Init(TrackedFdLimit())) {
-    Say("cannot reserve the fd table; running without the shim");
+    Say("cannot reserve the fd table; failing closed: TCP connections other than to loopback and the proxy are refused");
     return nullptr;
   }
   if (Status s = e->trace.Open(e->settings.trace, e->exe, e->real); !s.ok()) Say(s.message());

@@ -85,6 +85,9 @@ inline Conn* ConnFor(int fd) {
   uintptr_t v = engine().fds.Get(fd);
   return v > FdTable::kOwned ? reinterpret_cast<Conn*>(v) : nullptr;
 }
+// The Conn behind a tracked fd if the fd is still the socket it was tracked for; else the stale
+// state is dropped (with its `close` event) and null returned. For the slow paths: costs an fstat.
+Conn* CheckedConnFor(int fd);
 void TrackConn(int fd, Conn* c);
 // Forgets fd; releases its Conn (with a `close` event) when no other fd refers to it.
 void UntrackFd(int fd);
@@ -93,6 +96,11 @@ void UntrackFd(int fd);
 // as connect() would and returns true (the fd is then tracked, or, when the tunnel was refused,
 // untracked with errno set). False: not routed, the caller goes on with the real call.
 bool ConnectIfRouted(int fd, const sockaddr* addr, socklen_t len);
+
+// sendto/sendmsg with an address on a datagram socket: a routed destination (a synthetic address
+// above all) is never sent to directly: refuses it (errno ENETUNREACH, a `connect` event with
+// decision "refuse") and returns true. False: the caller goes on with the real call.
+bool RefusedDatagram(int fd, const sockaddr* addr, socklen_t len);
 
 // The proxy's address, resolved once (through the real getaddrinfo when it is a name).
 const ProxyEndpoint& ResolveProxy();

@@ -86,7 +86,7 @@ void VacateOwned(int fd) {
 // newfd now refers to the same socket as oldfd: it shares oldfd's state.
 int Shared(int oldfd, int newfd) {
   if (newfd < 0) return newfd;
-  if (Conn* c = ConnFor(oldfd)) {
+  if (Conn* c = CheckedConnFor(oldfd)) {
     c->fd_refs.fetch_add(1);
     TrackConn(newfd, c);
   }

@@ -119,6 +119,7 @@ ssize_t ReadVia(int fd, const iovec* iov, int iovcnt, int flags, Call call) {
   Conn* c = ConnFor(fd);
   if (!c || tl_in_shim) return call();
   if (!c->fast.load(std::memory_order_acquire)) {
+    if (!(c = CheckedConnFor(fd))) return call();
     ssize_t rc;
     if (!BeforeRead(*c, fd, flags, &rc)) return rc;
   }
@@ -132,6 +133,7 @@ ssize_t WriteVia(int fd, const iovec* iov, int iovcnt, int flags, Call call) {
   Conn* c = ConnFor(fd);
   if (!c || tl_in_shim) return call();
   if (!c->fast.load(std::memory_order_acquire)) {
+    if (!(c = CheckedConnFor(fd))) return call();
     ssize_t rc;
     if (!BeforeWrite(*c, fd, iov, iovcnt, flags, &rc)) return rc;
   }
@@ -203,6 +205,7 @@ ssize_t SendmsgPlain(int fd, const iovec* iov, int iovcnt, int flags) {
 // MSG_FASTOPEN carries a connect: route it like one; a tunnelled connection then gets the bytes
 // as an ordinary first write (they are held until the tunnel opens).
 ssize_t Sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* addr, socklen_t addrlen) {
+  if (addr && !tl_in_shim && !ConnFor(fd) && RefusedDatagram(fd, addr, addrlen)) return -1;
   if ((flags & MSG_FASTOPEN) && addr && !ConnFor(fd) && !tl_in_shim && ConnectIfRouted(fd, addr, addrlen)) {
     if (ConnFor(fd) == nullptr) return -1;  // refused: errno says why
     iovec v{const_cast<void*>(buf), n};
@@ -214,12 +217,36 @@ ssize_t Sendto(int fd, const void* buf, size_t n, int flags, const sockaddr* add
 
 ssize_t Sendmsg(int fd, const msghdr* msg, int flags) {
   const auto* addr = static_cast<const sockaddr*>(msg->msg_name);
+  if (addr && !tl_in_shim && !ConnFor(fd) && RefusedDatagram(fd, addr, msg->msg_namelen)) return -1;
   if ((flags & MSG_FASTOPEN) && addr && !ConnFor(fd) && !tl_in_shim && ConnectIfRouted(fd, addr, msg->msg_namelen)) {
     if (ConnFor(fd) == nullptr) return -1;
     return SendmsgPlain(fd, msg->msg_iov, static_cast<int>(msg->msg_iovlen), flags & ~MSG_FASTOPEN);
   }
   return WriteVia(fd, msg->msg_iov, static_cast<int>(msg->msg_iovlen), flags,
                   [&] { return real().sendmsg(fd, msg, flags); });
+}
+
+// A batch: datagrams to routed destinations are refused as sendmsg refuses them (the messages
+// before the first refused one still go). On a followed fd, or with MSG_FASTOPEN (a connect),
+// one message at a time through Sendmsg: the kernel makes no batch atomic either.
+int Sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags) {
+  if (tl_in_shim) return real().sendmmsg(fd, vec, vlen, flags);
+  if (!ConnFor(fd) && !(flags & MSG_FASTOPEN)) {
+    unsigned int allowed = 0;
+    while (allowed < vlen && !RefusedDatagram(fd, static_cast<const sockaddr*>(vec[allowed].msg_hdr.msg_name),
+                                              vec[allowed].msg_hdr.msg_namelen)) {
+      allowed++;
+    }
+    if (allowed == 0 && vlen > 0) return -1;
+    return real().sendmmsg(fd, vec, allowed, flags);
+  }
+  unsigned int sent = 0;
+  for (; sent < vlen; sent++) {
+    ssize_t n = Sendmsg(fd, &vec[sent].msg_hdr, flags);
+    if (n < 0) return sent ? static_cast<int>(sent) : -1;
+    vec[sent].msg_len = static_cast<unsigned int>(n);
+  }
+  return static_cast<int>(sent);
 }
 
 }  // namespace
@@ -238,6 +265,7 @@ void InstallIoHooks(awf_functions& hooks) {
   hooks.send = Send;
   hooks.sendto = Sendto;
   hooks.sendmsg = Sendmsg;
+  hooks.sendmmsg = Sendmmsg;
 }
 
 }  // namespace awfshim

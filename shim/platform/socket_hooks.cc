@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -250,19 +251,28 @@ int ConnectAgain(Conn& c) {
   return -1;
 }
 
+// The kernel takes an AF_INET6 address from 24 bytes on (RFC 2133's sockaddr_in6, without
+// sin6_scope_id): shorter ones it refuses, so only those may pass untouched.
+constexpr socklen_t kMinSockaddrIn6 = offsetof(sockaddr_in6, sin6_scope_id);
+
 int Connect(int fd, const sockaddr* addr, socklen_t len) {
-  if (tl_in_shim || len < sizeof(sockaddr_in) || (addr->sa_family == AF_INET6 && len < sizeof(sockaddr_in6))) {
+  if (tl_in_shim || len < sizeof(sockaddr_in) || (addr->sa_family == AF_INET6 && len < kMinSockaddrIn6)) {
     return real().connect(fd, addr, len);
   }
-  if (Conn* c = ConnFor(fd); c && c->kind == ConnKind::kTunnel) return ConnectAgain(*c);
+  if (Conn* c = CheckedConnFor(fd); c && c->kind == ConnKind::kTunnel) return ConnectAgain(*c);
+  sockaddr_in6 full{};  // a short AF_INET6 address, completed (scope 0) so nothing reads past it
+  if (addr->sa_family == AF_INET6 && len < sizeof full) {
+    std::memcpy(&full, addr, len);
+    addr = reinterpret_cast<const sockaddr*>(&full);
+    len = sizeof full;
+  }
   ShimScope scope;
   return ConnectRouted(fd, addr, len, Decide(addr));
 }
 
 int Getsockopt(int fd, int level, int opt, void* val, socklen_t* len) {
-  Conn* c = ConnFor(fd);
-  if (!c || c->kind != ConnKind::kTunnel || level != SOL_SOCKET || opt != SO_ERROR || !val || !len ||
-      *len < sizeof(int)) {
+  Conn* c = level == SOL_SOCKET && opt == SO_ERROR ? CheckedConnFor(fd) : nullptr;
+  if (!c || c->kind != ConnKind::kTunnel || !val || !len || *len < sizeof(int)) {
     return real().getsockopt(fd, level, opt, val, len);
   }
   std::lock_guard<std::mutex> lock(c->mu);
@@ -280,7 +290,7 @@ int Getsockopt(int fd, int level, int opt, void* val, socklen_t* len) {
 }
 
 int Getpeername(int fd, sockaddr* addr, socklen_t* len) {
-  Conn* c = ConnFor(fd);
+  Conn* c = CheckedConnFor(fd);
   if (!c || c->kind != ConnKind::kTunnel || !addr || !len) return real().getpeername(fd, addr, len);
   std::lock_guard<std::mutex> lock(c->mu);
   if (c->phase.load() == Phase::kFailed) {
@@ -299,6 +309,25 @@ bool ConnectIfRouted(int fd, const sockaddr* addr, socklen_t len) {
   Route route = Decide(addr);
   if (route.decision != Decision::kTunnel && route.decision != Decision::kRefuse) return false;
   ConnectRouted(fd, addr, len, route);
+  return true;
+}
+
+bool RefusedDatagram(int fd, const sockaddr* addr, socklen_t len) {
+  if (!addr || (addr->sa_family != AF_INET && addr->sa_family != AF_INET6) || len < sizeof(sockaddr_in) ||
+      (addr->sa_family == AF_INET6 && len < kMinSockaddrIn6) || IsStreamSocket(fd)) {
+    return false;
+  }
+  sockaddr_in6 full{};
+  if (addr->sa_family == AF_INET6 && len < sizeof full) {
+    std::memcpy(&full, addr, len);
+    addr = reinterpret_cast<const sockaddr*>(&full);
+  }
+  ShimScope scope;
+  Route route = Decide(addr);
+  if (route.decision != Decision::kTunnel && route.decision != Decision::kRefuse) return false;
+  route.reason = "a datagram to a routed destination: only TCP can be tunnelled";
+  route.refuse_errno = ENETUNREACH;
+  Refuse(fd, addr, route, /*nonblocking=*/false);
   return true;
 }
 

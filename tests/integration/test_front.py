@@ -15,7 +15,7 @@ HOOKS_DEF = os.path.join(os.path.dirname(__file__), "..", "..", "include", "awfs
 
 def hooked_symbols():
     text = open(HOOKS_DEF).read()
-    return set(re.findall(r"^AWF_HOOK(?:_CUSTOM)?\([^,]+,\s*(\w+)", text, re.M))
+    return set(re.findall(r"^AWF_HOOK(?:_CUSTOM|_SSL)?\([^,]+,\s*(\w+)", text, re.M))
 
 
 def strace_calls(cmd, env):
@@ -180,14 +180,15 @@ class Loading(TempDirTest):
             r = run([os.path.join(PROGRAMS, "first_use_race")], env=env, timeout=60)
             self.assertEqual((r.returncode, r.stdout.strip()), (0, "ok"), r.stderr)
 
-    def test_missing_engine_is_one_clear_line_and_the_process_runs_untouched(self):
+    def test_missing_engine_is_one_clear_line_and_loopback_still_works(self):
         env = shim_env(AWF_SHIM="1", AWF_SHIM_CORE=self.path("missing.so"), HTTPS_PROXY="http://127.0.0.1:3128")
         r = run([PYTHON, "-c", "import socket; print(socket.getaddrinfo('localhost', 80)[0][4])"], env=env)
         self.assertEqual(r.returncode, 0)
         self.assertIn("80)", r.stdout)
         lines = r.stderr.strip().splitlines()
         self.assertEqual(len(lines), 1, r.stderr)
-        self.assertRegex(lines[0], r"^awf-shim: cannot load the engine: .*missing\.so.*; running without the shim$")
+        self.assertRegex(lines[0], r"^awf-shim: cannot load the engine: .*missing\.so.*; failing closed: "
+                                   r"TCP connections other than to loopback and the proxy are refused$")
 
     def test_broken_engine_is_refused_with_a_clear_line(self):
         bogus = self.path("bogus.so")

@@ -202,6 +202,85 @@ class RealClientsThroughSquid(RoutingTest):
         self.assertEqual(asked + ")", "(" + peer)
 
 
+class NodeReusesFdNumbers(RoutingTest):
+    """libuv closes sockets with syscall(SYS_close), which no close hook sees: the state of a routed
+    connection stayed on its fd number, and the next socket or file given that number inherited it
+    (a second connect failed with EISCONN; writes to a file after a refused tunnel failed with
+    ECONNREFUSED). Real Node programs, on both pinned Node versions, with a new connection per
+    request (agent: false) so that fd numbers are reused all the time."""
+
+    # Chains of requests, one connection each: CONCURRENCY chains, each at least MIN requests and
+    # going on until SECONDS have passed. Prints {"ok", "errors" (first few), "nerrors"}.
+    RECONNECT = """
+        const https = require('https');
+        const [url, concurrency, min, seconds] = [process.argv[1], +process.argv[2], +process.argv[3], +process.argv[4]];
+        const until = Date.now() + seconds * 1000;
+        let ok = 0;
+        const errors = [];
+        const one = (id) => new Promise((done) => {
+          https.get(url + id, {agent: false}, (r) => {
+            let body = '';
+            r.on('data', (c) => body += c);
+            r.on('end', () => {
+              if (r.statusCode === 200 && JSON.parse(body).path === '/reuse/' + id) ok++;
+              else errors.push(r.statusCode + ' ' + body.slice(0, 80));
+              done();
+            });
+          }).on('error', (e) => { errors.push(e.code || e.message); done(); });
+        });
+        const chain = async (c) => { for (let n = 0; n < min || Date.now() < until; n++) await one(c + '-' + n); };
+        Promise.all([...Array(concurrency).keys()].map(chain))
+          .then(() => console.log(JSON.stringify({ok, errors: errors.slice(0, 5), nerrors: errors.length})));
+    """
+    SOAK_SECONDS = int(os.environ.get("AWF_TEST_SOAK_SECONDS", "30"))
+
+    def reconnect(self, node, concurrency, minimum, seconds):
+        r = run([runtime(node), "-e", self.RECONNECT, f"https://{net.API}/reuse/", str(concurrency), str(minimum),
+                 str(seconds)], env=self.env(), timeout=seconds + 120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = json.loads(r.stdout)
+        self.assertEqual((out["nerrors"], out["errors"]), (0, []), out)
+        tunnels = [e for e in self.events("tunnel") if e["result"] == "open"]
+        self.assertEqual(len(tunnels), out["ok"])
+        # Every connection's close was seen (libuv's raw close included), none left open at exit.
+        closes = [e for e in self.events("close") if e["kind"] == "tunnel"]
+        self.assertEqual((len(closes), [e for e in closes if e.get("open_at_exit")]), (out["ok"], []))
+        return out["ok"]
+
+    def test_sequential_requests_each_on_a_new_connection(self):
+        for node in ("node-20", "node-24"):
+            with self.subTest(node=node):
+                self.assertEqual(self.reconnect(node, 1, 6, 0), 6)
+                os.unlink(self.trace)
+
+    def test_concurrent_reconnects_for_a_while(self):
+        done = self.reconnect("node-24", 4, 5, self.SOAK_SECONDS)
+        self.assertGreaterEqual(done, 20)
+
+    def test_files_opened_after_refused_tunnels_work(self):
+        # Squid refuses evil.example; the fd number of each refused socket goes to a file next.
+        code = """
+            const https = require('https'), fs = require('fs');
+            const attempt = () => new Promise((done) => https.get('https://evil.example/', () => done('answered'))
+                .on('error', (e) => done(e.code)));
+            (async () => {
+              const seen = [];
+              for (let i = 0; i < 5; i++) {
+                seen.push(await attempt());
+                const fd = fs.openSync(process.argv[1], 'a');
+                fs.writeSync(fd, 'line ' + i + '\\n');
+                fs.closeSync(fd);
+              }
+              console.log(JSON.stringify(seen));
+            })();
+        """
+        target = self.path("out.txt")
+        r = run([runtime("node-24"), "-e", code, target], env=self.env(AWF_SHIM_ROUTE=f"*.{net.TENANT},evil.example"))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout), ["ECONNREFUSED"] * 5)
+        self.assertEqual(open(target).read(), "".join(f"line {i}\n" for i in range(5)))
+
+
 class FakeDns(RoutingTest):
     CODE = ("import socket, sys; fam = {'4': socket.AF_INET, '6': socket.AF_INET6, 'any': 0}[sys.argv[1]];"
             "print([ (a[0].name, a[4][0]) for a in socket.getaddrinfo(sys.argv[2], 443, fam, socket.SOCK_STREAM)])")
