@@ -316,9 +316,9 @@ static bool any_inet(const struct mmsghdr *vec, unsigned int vlen) {
 #define AWF_WHEN_ANY_INET(vec, vlen) AWF_UNLIKELY(g_active && any_inet(vec, vlen) && (loaded_engine() || load_engine()))
 #define AWF_WHEN_TAP() AWF_UNLIKELY(loaded_engine() && g_engine->tap_enabled)
 
-/* The definition of an OpenSSL function that the caller at `site` is linked against (found once
- * per call site, from the caller's own dependencies), else `fallback`. A full table only costs
- * the search on every call from further sites. */
+/* The definition of an OpenSSL function that the caller at `site` is linked against, found once
+ * per call site (the loader is asked then, never while the front holds a lock), else `fallback`.
+ * A full table only costs the search on every call from further sites. */
 #define AWF_SSL_SITES 32
 struct ssl_sites {
   unsigned used;
@@ -332,7 +332,11 @@ static void *ssl_definition_for(struct ssl_sites *sites, const char *name, void 
   for (unsigned i = 0; i < used && i < AWF_SSL_SITES; i++)
     if (__atomic_load_n(&sites->slot[i].site, __ATOMIC_ACQUIRE) == site)
       return __atomic_load_n(&sites->slot[i].fn, __ATOMIC_RELAXED);
-  void *fn = definition_seen_from(site, name);
+  /* What the caller would bind to without the front: a definition in the global scope comes
+   * first (curl's libssl; another preload's SSL_write), else the caller's own dependencies (a
+   * module loaded RTLD_LOCAL with the libssl it links). */
+  void *fn = dlsym(RTLD_NEXT, name);
+  if (!fn) fn = definition_seen_from(site, name);
   if (!fn) fn = fallback;
   unsigned i = __atomic_load_n(&sites->used, __ATOMIC_RELAXED);
   while (i < AWF_SSL_SITES && !__atomic_compare_exchange_n(&sites->used, &i, i + 1, false, __ATOMIC_ACQ_REL,
