@@ -13,7 +13,7 @@
 #   config.jsonl   curl with a broken AWF_SHIM_ROUTE: an `error` event, routed connects refused
 #
 # pids and timestamps are kept as recorded. Re-running replaces the three files, which changes
-# the golden outputs: regenerate them with UPDATE_GOLDEN=1 (see trace_tool_test.cc).
+# the golden outputs: regenerate them with scripts/update-goldens and review the diff.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)

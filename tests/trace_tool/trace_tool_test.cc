@@ -2,25 +2,26 @@
 // golden outputs, malformed input, exit codes, HAR structure, percentiles, --follow.
 //
 // meson passes AWF_SHIM_TRACE_BIN (the built binary) and TRACE_TOOL_DIR (this directory).
-// Goldens are golden/NAME.txt|json (stdout; for har, the HAR file) plus golden/NAME.stderr
-// ("exit status N" and stderr) when the run exits non-zero or writes to stderr.
+// The golden cases are listed in cases.txt (see there): golden/NAME.txt|json (stdout; for har,
+// the HAR file) plus golden/STEM.stderr ("exit status N" and stderr) when the run exits non-zero
+// or writes to stderr.
 //
-// To regenerate the goldens after an intended change (then review the diff):
-//   UPDATE_GOLDEN=1 meson test -C build trace_tool
-// or, without meson:
-//   export AWF_SHIM_TRACE_BIN=$PWD/build/shim/tools/awf-shim-trace TRACE_TOOL_DIR=$PWD/tests/trace_tool
-//   UPDATE_GOLDEN=1 build/tests/trace_tool/trace_tool_test
+// A test run only compares. To regenerate the goldens after an intended change, run
+// scripts/update-goldens (it calls this binary with --write-goldens DIR), then review the diff.
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -40,7 +41,6 @@ std::string Bin() { return Env("AWF_SHIM_TRACE_BIN"); }
 std::string Dir() { return Env("TRACE_TOOL_DIR"); }
 std::string DataDir() { return Dir() + "/data"; }
 std::string GoldenDir() { return Dir() + "/golden"; }
-bool Updating() { return Env("UPDATE_GOLDEN") == "1"; }
 
 std::string ReadFile(const std::string& path, bool* exists = nullptr) {
   std::ifstream f(path, std::ios::binary);
@@ -50,9 +50,11 @@ std::string ReadFile(const std::string& path, bool* exists = nullptr) {
   return ss.str();
 }
 
-void WriteFile(const std::string& path, const std::string& content) {
+bool WriteFile(const std::string& path, const std::string& content) {
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
   f << content;
+  f.close();
+  return !f.fail();
 }
 
 class TempDir {
@@ -115,96 +117,74 @@ Result RunTool(const std::vector<std::string>& args, const std::string& cwd = Da
   return Wait(Start(args, cwd, tmp, stdin_path), tmp);
 }
 
-// Compares (or, with UPDATE_GOLDEN=1, writes) golden/name and golden/<stem>.stderr.
-void CheckGolden(const std::string& name, const std::string& actual, const Result& r) {
-  const std::string path = GoldenDir() + "/" + name;
-  const std::string stem = name.substr(0, name.rfind('.'));
-  const std::string err_path = GoldenDir() + "/" + stem + ".stderr";
-  const bool has_err = r.status != 0 || !r.err.empty();
-  const std::string err = "exit status " + std::to_string(r.status) + "\n" + r.err;
-  if (Updating()) {
-    mkdir(GoldenDir().c_str(), 0755);
-    WriteFile(path, actual);
-    if (has_err) {
-      WriteFile(err_path, err);
-    } else {
-      unlink(err_path.c_str());
-    }
-    return;
-  }
-  bool exists = false;
-  std::string expected = ReadFile(path, &exists);
-  ASSERT_TRUE(exists) << path << " missing: run with UPDATE_GOLDEN=1";
-  EXPECT_EQ(actual, expected) << "differs from " << path << " (UPDATE_GOLDEN=1 regenerates)";
-  bool err_exists = false;
-  std::string expected_err = ReadFile(err_path, &err_exists);
-  EXPECT_EQ(has_err ? err : std::string(), err_exists ? expected_err : std::string())
-      << "exit status / stderr differ from " << err_path;
-}
-
 struct GoldenCase {
-  const char* name;  // golden file name
+  std::string name;  // golden file name
   std::vector<std::string> args;
 };
+
+void PrintTo(const GoldenCase& c, std::ostream* os) {
+  *os << c.name << ":";
+  for (const std::string& a : c.args) *os << " " << a;
+}
+
+// cases.txt: "GOLDEN COMMAND [ARG...]" per line; '#' comments and blank lines aside.
+std::vector<GoldenCase> Cases() {
+  std::vector<GoldenCase> cases;
+  std::istringstream lines(ReadFile(Dir() + "/cases.txt"));
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream words(line);
+    GoldenCase c;
+    if (!(words >> c.name) || c.name[0] == '#') continue;
+    for (std::string w; words >> w;) c.args.push_back(w);
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+std::string StderrGolden(const std::string& name) { return name.substr(0, name.rfind('.')) + ".stderr"; }
+
+// What the goldens of a case hold: the tool's stdout (for har, the HAR it writes with -o), and
+// "exit status N" and stderr when it fails or writes to stderr ("" otherwise).
+struct CaseOutput {
+  std::string out, err;
+  std::string har_stdout;  // for har, what it wrote to stdout besides the file: nothing
+};
+
+CaseOutput RunCase(const GoldenCase& c) {
+  TempDir tmp;
+  std::vector<std::string> args = c.args;
+  const bool har = args[0] == "har";
+  if (har) {
+    args.push_back("-o");
+    args.push_back(tmp / "out.har");
+  }
+  Result r = RunTool(args);
+  CaseOutput o;
+  o.out = har ? ReadFile(tmp / "out.har") : r.out;
+  if (har) o.har_stdout = r.out;
+  if (r.status != 0 || !r.err.empty()) o.err = "exit status " + std::to_string(r.status) + "\n" + r.err;
+  return o;
+}
 
 class Golden : public testing::TestWithParam<GoldenCase> {};
 
 TEST_P(Golden, MatchesStoredOutput) {
   const GoldenCase& c = GetParam();
-  if (c.args[0] == "har") {
-    TempDir tmp;
-    std::vector<std::string> args = c.args;
-    args.push_back("-o");
-    args.push_back(tmp / "out.har");
-    Result r = RunTool(args);
-    EXPECT_EQ(r.out, "");
-    CheckGolden(c.name, ReadFile(tmp / "out.har"), r);
-  } else {
-    Result r = RunTool(c.args);
-    CheckGolden(c.name, r.out, r);
-  }
-}
-
-const std::vector<std::string> kAll = {"success.jsonl", "denial.jsonl", "config.jsonl", "http.jsonl"};
-
-std::vector<std::string> Args(std::initializer_list<std::string> head, const std::vector<std::string>& tail = {}) {
-  std::vector<std::string> v(head);
-  v.insert(v.end(), tail.begin(), tail.end());
-  return v;
+  ASSERT_FALSE(c.args.empty()) << "cases.txt: " << c.name << " has no command";
+  CaseOutput o = RunCase(c);
+  EXPECT_EQ(o.har_stdout, "");
+  const std::string path = GoldenDir() + "/" + c.name, err_path = GoldenDir() + "/" + StderrGolden(c.name);
+  bool exists = false;
+  std::string expected = ReadFile(path, &exists);
+  ASSERT_TRUE(exists) << path << " missing: scripts/update-goldens writes it";
+  EXPECT_EQ(o.out, expected) << "differs from " << path << " (after an intended change: scripts/update-goldens)";
+  bool err_exists = false;
+  std::string expected_err = ReadFile(err_path, &err_exists);
+  EXPECT_EQ(o.err, err_exists ? expected_err : std::string()) << "exit status / stderr differ from " << err_path;
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    TraceTool, Golden,
-    testing::Values(
-        GoldenCase{"summary_success.txt", {"summary", "success.jsonl"}},
-        GoldenCase{"summary_denial.txt", {"summary", "denial.jsonl"}},
-        GoldenCase{"summary_config.txt", {"summary", "config.jsonl"}},
-        GoldenCase{"summary_http.txt", {"summary", "http.jsonl"}},
-        GoldenCase{"summary_all.txt", Args({"summary"}, kAll)},
-        GoldenCase{"summary_success.json", {"summary", "--json", "success.jsonl"}},
-        GoldenCase{"summary_denial.json", {"summary", "--json", "denial.jsonl"}},
-        GoldenCase{"summary_all.json", Args({"summary", "--json"}, kAll)},
-        GoldenCase{"errors_success.txt", {"errors", "success.jsonl"}},
-        GoldenCase{"errors_denial.txt", {"errors", "denial.jsonl"}},
-        GoldenCase{"errors_all.txt", Args({"errors"}, kAll)},
-        GoldenCase{"errors_denial.json", {"errors", "--json", "denial.jsonl"}},
-        GoldenCase{"errors_all.json", Args({"errors", "--json"}, kAll)},
-        GoldenCase{"timeline_success.txt", {"timeline", "success.jsonl"}},
-        GoldenCase{"timeline_denial.txt", {"timeline", "denial.jsonl"}},
-        GoldenCase{"timeline_all.txt", Args({"timeline"}, kAll)},
-        GoldenCase{"timeline_pid.txt", {"timeline", "--pid", "3650", "success.jsonl", "denial.jsonl"}},
-        GoldenCase{"timeline_host.txt", Args({"timeline", "--host", "copilot-api.contoso-aw.ghe.com"}, kAll)},
-        GoldenCase{"har_http.json", {"har", "http.jsonl"}},
-        GoldenCase{"har_success.json", {"har", "success.jsonl", "denial.jsonl"}},
-        // Malformed input: reported on stderr as FILE:LINE, the rest is still read.
-        GoldenCase{"summary_truncated.txt", {"summary", "truncated.jsonl"}},
-        GoldenCase{"summary_garbage.txt", {"summary", "garbage.jsonl"}},
-        GoldenCase{"summary_schema.txt", {"summary", "schema.jsonl"}},
-        GoldenCase{"summary_nonobject.txt", {"summary", "nonobject.jsonl"}},
-        GoldenCase{"summary_empty.txt", {"summary", "empty.jsonl"}},
-        GoldenCase{"summary_schema.json", {"summary", "--json", "schema.jsonl"}},
-        GoldenCase{"timeline_garbage.txt", {"timeline", "garbage.jsonl", "truncated.jsonl"}},
-        GoldenCase{"errors_schema.txt", {"errors", "schema.jsonl"}}),
+    TraceTool, Golden, testing::ValuesIn(Cases()),
     [](const testing::TestParamInfo<GoldenCase>& info) {
       std::string n = info.param.name;
       for (char& c : n) {
@@ -212,6 +192,26 @@ INSTANTIATE_TEST_SUITE_P(
       }
       return n;
     });
+
+// An unreadable cases.txt would make the golden test pass by running nothing; and a file in
+// golden/ that no case writes is checked by nobody.
+TEST(TraceTool, EveryGoldenFileIsACasesOutput) {
+  std::vector<GoldenCase> cases = Cases();
+  ASSERT_FALSE(cases.empty()) << "no cases in " << Dir() << "/cases.txt";
+  std::set<std::string> written;
+  for (const GoldenCase& c : cases) {
+    written.insert(c.name);
+    written.insert(StderrGolden(c.name));
+  }
+  DIR* d = opendir(GoldenDir().c_str());
+  ASSERT_NE(d, nullptr) << GoldenDir();
+  while (const dirent* f = readdir(d)) {
+    if (f->d_name[0] != '.') {
+      EXPECT_TRUE(written.count(f->d_name)) << "golden/" << f->d_name << " is no case's output";
+    }
+  }
+  closedir(d);
+}
 
 // ---- malformed input and exit codes (beyond the goldens) ---------------------------------------
 
@@ -668,4 +668,40 @@ TEST(TraceTool, FollowSummaryIsPrintedAgainWhenTheFileGrows) {
   EXPECT_NE(r.err.find("t.jsonl:35: truncated last line"), std::string::npos) << r.err;
 }
 
+// --write-goldens DIR: runs every case as the golden test does and writes into DIR what the test
+// compares (scripts/update-goldens). The only way to write goldens: no environment variable can
+// turn a test run into an update that passes.
+int WriteGoldens(const std::string& dir) {
+  std::vector<GoldenCase> cases = Cases();
+  if (cases.empty()) {
+    fprintf(stderr, "trace_tool_test: no cases in %s/cases.txt\n", Dir().c_str());
+    return 1;
+  }
+  for (const GoldenCase& c : cases) {
+    if (c.args.empty()) {
+      fprintf(stderr, "trace_tool_test: cases.txt: %s has no command\n", c.name.c_str());
+      return 1;
+    }
+    CaseOutput o = RunCase(c);
+    const std::string path = dir + "/" + c.name, err_path = dir + "/" + StderrGolden(c.name);
+    const bool written = WriteFile(path, o.out) &&
+                         (o.err.empty() ? unlink(err_path.c_str()) == 0 || errno == ENOENT : WriteFile(err_path, o.err));
+    if (!written) {
+      fprintf(stderr, "trace_tool_test: cannot write %s or %s: %s\n", path.c_str(), err_path.c_str(), strerror(errno));
+      return 1;
+    }
+  }
+  return 0;
+}
+
 }  // namespace
+
+int main(int argc, char** argv) {
+  testing::InitGoogleTest(&argc, argv);  // takes out gtest's own flags
+  if (argc == 3 && std::string(argv[1]) == "--write-goldens") return WriteGoldens(argv[2]);
+  if (argc != 1) {
+    fprintf(stderr, "usage: %s [gtest flags] | --write-goldens DIR\n", argv[0]);
+    return 2;
+  }
+  return RUN_ALL_TESTS();
+}
