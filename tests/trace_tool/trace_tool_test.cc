@@ -4,7 +4,7 @@
 // meson passes AWF_SHIM_TRACE_BIN (the built binary) and TRACE_TOOL_DIR (this directory).
 // The golden cases are listed in cases.txt (see there): golden/NAME.txt|json (stdout; for har,
 // the HAR file) plus golden/STEM.stderr ("exit status N" and stderr) when the run exits non-zero
-// or writes to stderr.
+// or writes to stderr. recount.py checks the goldens' facts against the traces, independently.
 //
 // A test run only compares. To regenerate the goldens after an intended change, run
 // scripts/update-goldens (it calls this binary with --write-goldens DIR), then review the diff.
