@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +38,30 @@ static size_t json_string(char *out, size_t cap, const char *text) {
   return n;
 }
 
+/* Opens the trace file for appending as the engine's sink does: through no symbolic link in any
+ * component (each directory is opened with O_NOFOLLOW), never blocking on a FIFO, only a regular
+ * file. -1 if it cannot. */
+static int open_trace_file(char *path) {
+  int dir = path[0] == '/' ? open("/", O_PATH | O_DIRECTORY | O_CLOEXEC) : AT_FDCWD;
+  char *part = path, *slash;
+  while ((slash = strchr(part, '/'))) {
+    *slash = '\0';
+    int next = *part ? openat(dir, part, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC) : dup(dir);
+    if (dir != AT_FDCWD) close(dir);
+    if (next < 0) return -1;
+    dir = next;
+    part = slash + 1;
+  }
+  int fd = openat(dir, part, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600);
+  if (dir != AT_FDCWD) close(dir);
+  struct stat st;
+  if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+    close(fd);
+    fd = -1;
+  }
+  return fd;
+}
+
 /* The trace's `error` event for a failed load, written by the front (the engine that would write
  * it is what failed): same file rules as the engine's sink — O_APPEND, O_NOFOLLOW, 0600, one write. */
 void awf_trace_load_failure(const struct awf_functions *real, char *const *env, const char *what, const char *detail) {
@@ -53,7 +78,7 @@ void awf_trace_load_failure(const struct awf_functions *real, char *const *env, 
     }
   }
   path[n] = '\0';
-  int fd = strcmp(path, "stderr") == 0 ? 2 : open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+  int fd = strcmp(path, "stderr") == 0 ? 2 : open_trace_file(path);
   if (fd < 0) return;
   struct timespec now;
   struct tm utc;

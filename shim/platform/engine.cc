@@ -147,6 +147,7 @@ __attribute__((destructor)) void TraceOpenConnectionsAtExit() {
   for (int fd = 0; fd <= g_engine->max_tracked_fd.load(); fd++) {
     if (Conn* c = ConnFor(fd); c && c->fd == fd) TraceClose(*c, /*at_exit=*/true);
   }
+  g_engine->trace.ReportDropsAtExit();
 }
 
 // `closing` is about to be closed while dup()s of it live on, and the shim reads, writes and

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -307,6 +308,8 @@ class Registry:
             for path in sorted(glob.glob(pattern)):
                 try:
                     st = os.stat(path)
+                    if not stat.S_ISREG(st.st_mode):
+                        continue  # a FIFO or device the shim refused to write: nothing to keep
                     key = (path, st.st_dev, st.st_ino)
                     if key not in self.snapshots:
                         n = len(self.snapshots) + 1
