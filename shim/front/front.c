@@ -76,41 +76,54 @@ static void *front_base(void) {
   return b;
 }
 
-/* One address inside each loaded object, collected by dl_iterate_phdr. The loader holds its lock
- * while it calls back: calling dlopen/dladdr/dlsym in the callback inverts the lock order against
- * a concurrent dlopen (a Python thread importing a module hung the process). So the callback
- * only copies numbers; every loader call happens after dl_iterate_phdr has returned. */
-#define AWF_OBJECTS_PER_PASS 128
-struct object_list {
-  size_t skip, seen, count;
-  void *addr[AWF_OBJECTS_PER_PASS];
+/* The names of the loaded objects, copied by dl_iterate_phdr's callback. The loader holds its
+ * lock while it calls back: calling dlopen/dladdr/dlsym there inverts the lock order against a
+ * concurrent dlopen (a Python thread importing a module hung the process). So the callback only
+ * copies (no object can be unloaded meanwhile); every loader call comes after it has returned,
+ * by name, so an object unloaded in between is simply not found. */
+struct object_names {
+  size_t skip, seen, used;
+  bool full;
+  char text[16384]; /* NUL-separated */
 };
 
-static int collect_object(struct dl_phdr_info *info, size_t size, void *arg) {
+static int collect_name(struct dl_phdr_info *info, size_t size, void *arg) {
   (void)size;
-  struct object_list *list = arg;
-  if (list->seen++ < list->skip || !info->dlpi_name[0]) return 0; /* the executable: never interposed */
-  for (int i = 0; i < info->dlpi_phnum; i++) {
-    if (info->dlpi_phdr[i].p_type == PT_LOAD && info->dlpi_phdr[i].p_memsz) {
-      list->addr[list->count++] = (void *)(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
-      break;
-    }
+  struct object_names *names = arg;
+  if (names->seen < names->skip) {
+    names->seen++;
+    return 0;
   }
-  return list->count == AWF_OBJECTS_PER_PASS;
+  size_t len = strlen(info->dlpi_name);
+  if (names->used + len + 1 > sizeof names->text) {
+    names->full = true; /* this one starts the next pass */
+    return 1;
+  }
+  names->seen++;
+  if (len) { /* the executable has no name: its own definitions are never interposed */
+    memcpy(names->text + names->used, info->dlpi_name, len + 1);
+    names->used += len + 1;
+  }
+  return 0;
 }
 
-/* `name` as defined by the object that contains `addr`, or by the libraries it depends on
- * (dlsym on an object's handle searches its own dependency list); never loads anything. */
-static void *definition_seen_from(const void *addr, const char *name) {
-  Dl_info object;
-  if (!dladdr(addr, &object) || !object.dli_fname || !object.dli_fname[0] || object.dli_fbase == front_base())
-    return NULL;
-  void *handle = dlopen(object.dli_fname, RTLD_LAZY | RTLD_NOLOAD);
+/* `name` as the object `object` (a path) sees it: its own definition or its dependencies' (dlsym
+ * on an object's handle searches its dependency list); never the front's, never loads anything. */
+static void *definition_in(const char *object, const char *name) {
+  void *handle = dlopen(object, RTLD_LAZY | RTLD_NOLOAD);
   if (!handle) return NULL;
   void *sym = dlsym(handle, name);
   dlclose(handle); /* RTLD_NOLOAD took a reference */
   Dl_info home;
   return sym && dladdr(sym, &home) && home.dli_fbase == front_base() ? NULL : sym;
+}
+
+/* `name` as the caller at `site` is linked: the site's object is running, so it stays loaded. */
+static void *definition_seen_from(const void *site, const char *name) {
+  Dl_info object;
+  if (!dladdr(site, &object) || !object.dli_fname || !object.dli_fname[0] || object.dli_fbase == front_base())
+    return NULL;
+  return definition_in(object.dli_fname, name);
 }
 
 /* The next definition of `name`. A library loaded with RTLD_LOCAL after start (Python's _ssl
@@ -119,14 +132,15 @@ static void *definition_seen_from(const void *addr, const char *name) {
 static void *next_definition(const char *name) {
   void *sym = dlsym(RTLD_NEXT, name);
   if (sym) return sym;
-  struct object_list list = {0};
+  struct object_names names = {0};
   do {
-    list.skip = list.seen;
-    list.seen = list.count = 0;
-    dl_iterate_phdr(collect_object, &list);
-    for (size_t i = 0; i < list.count; i++)
-      if ((sym = definition_seen_from(list.addr[i], name))) return sym;
-  } while (list.count == AWF_OBJECTS_PER_PASS);
+    names.skip = names.seen;
+    names.seen = names.used = 0;
+    names.full = false;
+    dl_iterate_phdr(collect_name, &names);
+    for (size_t at = 0; at < names.used; at += strlen(names.text + at) + 1)
+      if ((sym = definition_in(names.text + at, name))) return sym;
+  } while (names.full);
   return NULL;
 }
 
