@@ -43,6 +43,8 @@ class Cidr {
   static StatusOr<Cidr> Parse(absl::string_view text);
   bool Contains(const sockaddr* addr) const;
   std::string ToString() const;
+  int family() const { return family_; }
+  int prefix_bits() const { return prefix_bits_; }
 
  private:
   int family_ = AF_INET;
@@ -62,12 +64,18 @@ class HostRules {
  public:
   void AddRoute(HostPattern p) { route_.push_back(std::move(p)); }
   void AddBypass(HostPattern p) { bypass_names_.push_back(std::move(p)); }
-  void AddBypass(Cidr c) { bypass_addrs_.push_back(std::move(c)); }
+  void AddBypass(Cidr c) {
+    bypass_addrs_.push_back(std::move(c));
+    covers_routed_names_.push_back(true);
+  }
 
   // A name is routed when a route pattern matches and no bypass pattern does.
   bool RoutesName(absl::string_view host) const;
   bool BypassesName(absl::string_view host) const;
-  bool BypassesAddress(const sockaddr* addr) const;
+  // `name`: the routed name the application looked up for `addr`, if any. A NO_PROXY address,
+  // like curl's and reqwest's, covers connections to the address itself, never a routed name
+  // that resolved to it; the other bypassed addresses cover both.
+  bool BypassesAddress(const sockaddr* addr, const std::optional<std::string>& name = std::nullopt) const;
   // `*` is among the route patterns: addresses without a name are tunnelled too.
   bool RoutesEverything() const;
 
@@ -79,10 +87,17 @@ class HostRules {
   // them as route or bypass entries. Empty items are skipped.
   std::vector<ListError> AddList(absl::string_view list, bool as_bypass, bool allow_cidrs);
 
+  // Adds the entries of a NO_PROXY value that curl and reqwest read alike (README, "NO_PROXY
+  // forms"); an entry they read differently, or that neither can use, is left out, so that a
+  // routed host is never bypassed on a guess, and returned (for a warning). With `also` (the
+  // other spelling of the variable, set to another value), an entry must be in both.
+  std::vector<ListError> AddNoProxy(absl::string_view list, std::optional<absl::string_view> also = std::nullopt);
+
  private:
   std::vector<HostPattern> route_;
   std::vector<HostPattern> bypass_names_;
   std::vector<Cidr> bypass_addrs_;
+  std::vector<bool> covers_routed_names_;  // per bypass_addrs_ entry: false for NO_PROXY's
 };
 
 }  // namespace awfshim

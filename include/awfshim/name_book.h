@@ -4,7 +4,8 @@
 // benchmarking, never a real host) and IPv6 from a fixed private /64. Addresses derive from a
 // stable hash of the name, so the CLI's processes agree on them without sharing state; a
 // collision within one process is resolved by probing. In `system` DNS mode the book instead
-// remembers real addresses of routed names (bounded).
+// remembers real addresses of routed names (bounded), every name an address was looked up for:
+// hosts behind one CDN share addresses.
 #pragma once
 
 #include <netinet/in.h>
@@ -16,6 +17,9 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
@@ -47,9 +51,12 @@ class NameBook {
   AddrKey Synthetic(absl::string_view name, int family);
   // Whether `addr` lies in one of the synthetic ranges.
   static bool IsSynthetic(const AddrKey& addr);
-  // System DNS mode: remember that `addr` belongs to `name` (oldest forgotten past the bound).
+  // System DNS mode: remember that the calling thread looked up `name` and got `addr`. At most
+  // kMaxRemembered name/address pairs; past that the one remembered first is forgotten.
   void Remember(absl::string_view name, const AddrKey& addr);
-  // The name behind a synthetic or remembered address.
+  // The name behind a synthetic or remembered address. Of several names remembered for one
+  // address, the one the calling thread looked up last (a client resolves, then connects), else
+  // the one any thread looked up last (a resolver thread pool: its connect comes next).
   std::optional<std::string> NameFor(const AddrKey& addr) const;
 
   // fork(): the child must not inherit a lock held by a thread that no longer exists.
@@ -57,10 +64,24 @@ class NameBook {
   void UnlockAfterFork() { mu_.unlock(); }
 
  private:
+  static constexpr size_t kThreadsPerName = 4;
+  // A thread's latest lookup of a name, by the book's own clock.
+  struct Lookup {
+    std::thread::id thread;
+    uint64_t when = 0;
+  };
+  struct Remembered {
+    std::string name;
+    uint64_t when = 0;                              // its latest lookup by any thread
+    std::array<Lookup, kThreadsPerName> threads{};  // the last few threads that looked it up
+  };
+
   mutable std::mutex mu_;
-  absl::flat_hash_map<AddrKey, std::string> names_;
+  absl::flat_hash_map<AddrKey, std::string> synthetic_;
   absl::flat_hash_map<std::string, AddrKey> v4_, v6_;
-  std::deque<AddrKey> remembered_;  // insertion order, for the bound
+  absl::flat_hash_map<AddrKey, std::vector<Remembered>> remembered_;
+  std::deque<std::pair<AddrKey, std::string>> remembered_order_;  // first remembered first, for the bound
+  uint64_t clock_ = 0;
 };
 
 // Fills a sockaddr_in/sockaddr_in6 for `key` and `port` (network order); returns its length.

@@ -3,9 +3,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cstring>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -32,6 +35,48 @@ Status CheckHostName(absl::string_view name) {
     }
   }
   return OkStatus();
+}
+
+struct ListItem {
+  absl::string_view text;  // trimmed, never empty
+  int column;              // 1-based
+};
+
+// The items of a comma-separated list; empty ones are skipped.
+std::vector<ListItem> ListItems(absl::string_view list) {
+  std::vector<ListItem> items;
+  size_t pos = 0;
+  while (pos <= list.size()) {
+    size_t end = std::min(list.find(',', pos), list.size());
+    absl::string_view raw = list.substr(pos, end - pos);
+    absl::string_view item = absl::StripAsciiWhitespace(raw);
+    int column = static_cast<int>(pos + raw.size() - absl::StripLeadingAsciiWhitespace(raw).size()) + 1;
+    if (!item.empty()) items.push_back({item, column});
+    pos = end + 1;
+  }
+  return items;
+}
+
+// An address, or an address followed by '/' (a range, maybe a bad one).
+bool IsAddressOrRange(absl::string_view item) {
+  std::string a(item.substr(0, item.find('/')));
+  unsigned char buf[16];
+  return inet_pton(AF_INET, a.c_str(), buf) == 1 || inet_pton(AF_INET6, a.c_str(), buf) == 1;
+}
+
+// Why curl and reqwest do not read a NO_PROXY entry alike, or "" when they might.
+absl::string_view NoProxyEntryProblem(absl::string_view item) {
+  if (item == "*") return "'*' bypasses everything for curl only as the whole value (for reqwest, anywhere)";
+  if (absl::StrContains(item, "*")) return "curl and reqwest read '*' only as the whole value";
+  if (absl::StartsWith(item, "[")) return "curl and reqwest match no bracketed address";
+  if (IsAddressOrRange(item)) return "";
+  if (absl::StrContains(item, "://")) return "curl and reqwest match host names, not URLs";
+  if (absl::StrContains(item, ":")) return "curl and reqwest ignore an entry with a port";
+  if (item.find_first_of(" \t") != absl::string_view::npos) {
+    return "curl reads blanks as separators, reqwest as part of the name";
+  }
+  if (absl::EndsWith(item, ".")) return "curl drops a trailing dot, reqwest does not";
+  return "";
 }
 
 }  // namespace
@@ -164,9 +209,13 @@ bool HostRules::RoutesName(absl::string_view host) const {
   return routed && !BypassesName(norm);
 }
 
-bool HostRules::BypassesAddress(const sockaddr* addr) const {
-  for (const auto& c : bypass_addrs_) {
-    if (c.Contains(addr)) return true;
+bool HostRules::BypassesAddress(const sockaddr* addr, const std::optional<std::string>& name) const {
+  std::optional<bool> routed;  // looked up once, and only when a NO_PROXY range contains addr
+  for (size_t i = 0; i < bypass_addrs_.size(); i++) {
+    if (!bypass_addrs_[i].Contains(addr)) continue;
+    if (covers_routed_names_[i]) return true;
+    if (!routed) routed = name && RoutesName(*name);
+    if (!*routed) return true;
   }
   return false;
 }
@@ -180,38 +229,80 @@ bool HostRules::RoutesEverything() const {
 
 std::vector<ListError> HostRules::AddList(absl::string_view list, bool as_bypass, bool allow_cidrs) {
   std::vector<ListError> errors;
-  size_t pos = 0;
-  while (pos <= list.size()) {
-    size_t end = list.find(',', pos);
-    if (end == absl::string_view::npos) end = list.size();
-    absl::string_view raw = list.substr(pos, end - pos);
-    size_t lead = raw.size() - absl::StripLeadingAsciiWhitespace(raw).size();
-    absl::string_view item = absl::StripAsciiWhitespace(raw);
-    int column = static_cast<int>(pos + lead) + 1;
-    if (!item.empty()) {
-      bool looks_numeric = item.find(':') != absl::string_view::npos || item.find('/') != absl::string_view::npos ||
-                           absl::ascii_isdigit(static_cast<unsigned char>(item.back()));
-      StatusOr<Cidr> cidr = looks_numeric ? Cidr::Parse(item) : InvalidArgumentError("");
-      if (cidr.ok()) {
-        if (allow_cidrs) {
-          AddBypass(*std::move(cidr));
-        } else {
-          errors.push_back({column, absl::StrCat("'", item, "': addresses are not allowed here; expected a host pattern")});
-        }
-      } else if (StatusOr<HostPattern> p = HostPattern::Parse(item); p.ok()) {
-        if (as_bypass) {
-          AddBypass(*std::move(p));
-        } else {
-          AddRoute(*std::move(p));
-        }
+  for (const auto& [item, column] : ListItems(list)) {
+    bool looks_numeric = item.find(':') != absl::string_view::npos || item.find('/') != absl::string_view::npos ||
+                         absl::ascii_isdigit(static_cast<unsigned char>(item.back()));
+    StatusOr<Cidr> cidr = looks_numeric ? Cidr::Parse(item) : InvalidArgumentError("");
+    if (cidr.ok()) {
+      if (allow_cidrs) {
+        AddBypass(*std::move(cidr));
       } else {
-        absl::string_view why = looks_numeric && allow_cidrs ? cidr.status().message() : p.status().message();
-        errors.push_back({column, absl::StrCat("'", item, "': ", why)});
+        errors.push_back({column, absl::StrCat("'", item, "': addresses are not allowed here; expected a host pattern")});
       }
+    } else if (StatusOr<HostPattern> p = HostPattern::Parse(item); p.ok()) {
+      if (as_bypass) {
+        AddBypass(*std::move(p));
+      } else {
+        AddRoute(*std::move(p));
+      }
+    } else {
+      absl::string_view why = looks_numeric && allow_cidrs ? cidr.status().message() : p.status().message();
+      errors.push_back({column, absl::StrCat("'", item, "': ", why)});
     }
-    pos = end + 1;
   }
   return errors;
+}
+
+// Each form's reading by curl 7.88 and reqwest is in README.md, "NO_PROXY forms".
+std::vector<ListError> HostRules::AddNoProxy(absl::string_view list, std::optional<absl::string_view> also) {
+  std::vector<ListError> ignored;
+  absl::flat_hash_set<std::string> in_also;
+  if (also) {
+    for (const auto& [item, column] : ListItems(*also)) in_also.insert(absl::AsciiStrToLower(item));
+  } else if (list == "*") {  // curl: only the exact value; reqwest: also " * " and "*" in a list
+    AddBypass(*HostPattern::Parse("*"));
+    return ignored;
+  }
+  for (const auto& [item, column] : ListItems(list)) {
+    absl::string_view why = NoProxyEntryProblem(item);
+    if (why.empty() && also && !in_also.contains(absl::AsciiStrToLower(item))) {
+      why = "not in the other spelling of the variable, which curl or reqwest reads instead";
+    }
+    std::optional<Cidr> range;
+    if (why.empty() && IsAddressOrRange(item)) {
+      StatusOr<Cidr> c = Cidr::Parse(item);
+      if (!c.ok()) {
+        ignored.push_back({column, absl::StrCat("'", item, "': ", c.status().message())});
+        continue;
+      }
+      if (item.find('/') != absl::string_view::npos && c->family() == AF_INET6) {
+        why = "curl 7.88 matches no IPv6 range";
+      } else if (c->prefix_bits() == 0) {
+        why = "curl reads a /0 range as its address alone, reqwest as every address";
+      } else {
+        range = *std::move(c);
+      }
+    }
+    if (!why.empty()) {
+      ignored.push_back({column, absl::StrCat("'", item, "': ", why)});
+      continue;
+    }
+    if (range) {
+      bypass_addrs_.push_back(*std::move(range));
+      covers_routed_names_.push_back(false);
+      continue;
+    }
+    // curl and reqwest: a name covers itself and its subdomains, with or without a leading dot.
+    absl::string_view name = absl::StripPrefix(item, ".");
+    StatusOr<HostPattern> exact = HostPattern::Parse(name);
+    if (!exact.ok()) {
+      ignored.push_back({column, absl::StrCat("'", item, "': ", exact.status().message())});
+      continue;
+    }
+    AddBypass(*std::move(exact));
+    AddBypass(*HostPattern::Parse(absl::StrCat("*.", name)));
+  }
+  return ignored;
 }
 
 }  // namespace awfshim

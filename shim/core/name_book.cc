@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "awfshim/host_rules.h"
@@ -85,7 +86,7 @@ AddrKey NameBook::Synthetic(absl::string_view name, int family) {
   uint64_t h = StableNameHash(norm);
   for (uint64_t probe = 0;; probe++) {
     AddrKey k = family == AF_INET ? V4Key(kV4Base + static_cast<uint32_t>((h + probe) % kV4Size)) : V6Key(h + probe);
-    auto [it, inserted] = names_.try_emplace(k, norm);
+    auto [it, inserted] = synthetic_.try_emplace(k, norm);
     if (inserted || it->second == norm) {
       by_name.emplace(norm, k);
       return k;
@@ -95,20 +96,54 @@ AddrKey NameBook::Synthetic(absl::string_view name, int family) {
 
 void NameBook::Remember(absl::string_view name, const AddrKey& addr) {
   std::string norm = NormalizeHost(name);
+  std::thread::id self = std::this_thread::get_id();
   std::lock_guard<std::mutex> lock(mu_);
-  auto [it, inserted] = names_.insert_or_assign(addr, norm);
-  if (!inserted) return;
-  remembered_.push_back(addr);
-  if (remembered_.size() > kMaxRemembered) {
-    names_.erase(remembered_.front());
-    remembered_.pop_front();
+  uint64_t now = ++clock_;
+  std::vector<Remembered>& names = remembered_[addr];
+  auto it = std::find_if(names.begin(), names.end(), [&](const Remembered& r) { return r.name == norm; });
+  if (it == names.end()) {
+    names.push_back({norm});
+    it = names.end() - 1;
+    remembered_order_.emplace_back(addr, norm);
   }
+  it->when = now;
+  // This thread's slot, else the one of the thread that looked the name up longest ago.
+  Lookup* slot = &it->threads[0];
+  for (Lookup& l : it->threads) {
+    if (l.thread == self) {
+      slot = &l;
+      break;
+    }
+    if (l.when < slot->when) slot = &l;
+  }
+  *slot = {self, now};
+  if (remembered_order_.size() <= kMaxRemembered) return;
+  auto [old_addr, old_name] = std::move(remembered_order_.front());
+  remembered_order_.pop_front();
+  auto old = remembered_.find(old_addr);
+  std::erase_if(old->second, [&](const Remembered& r) { return r.name == old_name; });
+  if (old->second.empty()) remembered_.erase(old);
 }
 
 std::optional<std::string> NameBook::NameFor(const AddrKey& addr) const {
+  std::thread::id self = std::this_thread::get_id();
   std::lock_guard<std::mutex> lock(mu_);
-  if (auto it = names_.find(addr); it != names_.end()) return it->second;
-  return std::nullopt;
+  if (auto it = synthetic_.find(addr); it != synthetic_.end()) return it->second;
+  auto it = remembered_.find(addr);
+  if (it == remembered_.end()) return std::nullopt;
+  const Remembered* latest = &it->second.front();
+  const Remembered* own = nullptr;
+  uint64_t own_when = 0;
+  for (const Remembered& r : it->second) {
+    if (r.when > latest->when) latest = &r;
+    for (const Lookup& l : r.threads) {
+      if (l.thread == self && l.when > own_when) {
+        own = &r;
+        own_when = l.when;
+      }
+    }
+  }
+  return (own ? own : latest)->name;
 }
 
 socklen_t ToSockaddr(const AddrKey& key, uint16_t port_be, sockaddr_storage* out) {

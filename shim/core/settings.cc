@@ -1,5 +1,8 @@
 #include "awfshim/settings.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 
 #include "absl/strings/ascii.h"
@@ -8,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/types/span.h"
 
 namespace awfshim {
 namespace {
@@ -16,6 +20,10 @@ constexpr absl::string_view kOwnVariables[] = {
     "AWF_SHIM",       "AWF_SHIM_PROXY", "AWF_SHIM_ROUTE", "AWF_SHIM_BYPASS",     "AWF_SHIM_DNS",   "AWF_SHIM_TRACE",
     "AWF_SHIM_TAP",   "AWF_SHIM_ONLY",  "AWF_SHIM_CORE",  "AWF_SHIM_CONFIG",     "AWF_SHIM_TIMEOUT_MS"};
 constexpr absl::string_view kProxyVariables[] = {"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"};
+// Proxies the application may talk to itself besides those: never tunnelled either.
+constexpr absl::string_view kOtherProxyVariables[] = {"ALL_PROXY", "all_proxy"};
+// Names the hosts file adds to the bypass list, at most (each costs every lookup a comparison).
+constexpr size_t kMaxHostsFileNames = 256;
 constexpr absl::string_view kTenantVariables[] = {"COPILOT_GH_HOST", "GH_HOST", "GITHUB_SERVER_URL"};
 constexpr absl::string_view kNoProxyVariables[] = {"NO_PROXY", "no_proxy"};
 
@@ -40,6 +48,69 @@ StatusOr<std::string> PercentDecode(absl::string_view s) {
     i += 2;
   }
   return out;
+}
+
+// The host of a URL or of a bare host[:port]: the scheme in any case; credentials end at the last
+// '@' (they may hold '/', '?', '#' and '@' themselves), the host at the next '/', '?' or '#'. Its
+// errors never repeat the value, which may hold credentials.
+struct UrlHost {
+  std::string scheme;  // lower case; "" for a bare host
+  std::string host;    // without brackets
+};
+
+StatusOr<UrlHost> ParseUrlHost(absl::string_view value) {
+  UrlHost u;
+  absl::string_view rest = absl::StripAsciiWhitespace(value);
+  if (size_t sep = rest.find("://"); sep != absl::string_view::npos) {
+    u.scheme = absl::AsciiStrToLower(rest.substr(0, sep));
+    rest.remove_prefix(sep + 3);
+  }
+  if (size_t at = rest.rfind('@'); at != absl::string_view::npos) rest.remove_prefix(at + 1);
+  rest = rest.substr(0, rest.find_first_of("/?#"));
+  absl::string_view port;
+  if (absl::ConsumePrefix(&rest, "[")) {
+    size_t close = rest.find(']');
+    if (close == absl::string_view::npos) return InvalidArgumentError("unclosed '[' in the host");
+    port = rest.substr(close + 1);
+    rest = rest.substr(0, close);
+    if (!port.empty() && !absl::ConsumePrefix(&port, ":")) return InvalidArgumentError("junk after ']'");
+  } else if (size_t colon = rest.find(':'); colon != absl::string_view::npos) {
+    port = rest.substr(colon + 1);
+    rest = rest.substr(0, colon);
+  }
+  int n = 0;
+  if (!port.empty() && (!absl::SimpleAtoi(port, &n) || n < 1 || n > 65535)) return InvalidArgumentError("bad port");
+  if (rest.empty()) return InvalidArgumentError("no host name");
+  u.host = NormalizeHost(rest);
+  return u;
+}
+
+// The tenant named by a host name or an http(s) URL.
+StatusOr<std::string> TenantHost(absl::string_view value) {
+  StatusOr<UrlHost> url = ParseUrlHost(value);
+  if (!url.ok()) return url.status();
+  if (!url->scheme.empty() && url->scheme != "https" && url->scheme != "http") {
+    return InvalidArgumentError("not http(s)");
+  }
+  if (absl::StrContains(url->host, "*")) return InvalidArgumentError("a wildcard");
+  if (StatusOr<HostPattern> p = HostPattern::Parse(url->host); !p.ok()) return p.status();
+  return url->host;
+}
+
+// An address in /etc/hosts.
+std::optional<sockaddr_storage> ParseAddress(absl::string_view text) {
+  std::string a(text);
+  sockaddr_storage ss{};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, a.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+  } else if (inet_pton(AF_INET6, a.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+  } else {
+    return std::nullopt;
+  }
+  return ss;
 }
 
 // A value and where it came from, whichever of env and file gave it.
@@ -145,70 +216,107 @@ class Builder {
     for (absl::string_view var : kTenantVariables) {
       const std::string* v = Env(var);
       if (!v || v->empty()) continue;
-      absl::string_view host = *v;
-      absl::ConsumePrefix(&host, "https://") || absl::ConsumePrefix(&host, "http://");
-      host = host.substr(0, host.find_first_of("/?#"));
-      // A URL may carry credentials (https://x-access-token:TOKEN@host): they are skipped and,
-      // like the rest of the value, never repeated in a message.
-      if (size_t at = host.rfind('@'); at != absl::string_view::npos) host.remove_prefix(at + 1);
-      host = host.substr(0, host.find(':'));
-      std::string norm = NormalizeHost(host);
-      StatusOr<HostPattern> exact = HostPattern::Parse(norm);
-      if (norm.empty() || !exact.ok() || absl::StrContains(norm, "*")) {
-        Error(std::string(var), absl::StrCat("'", host, "' does not name a host; expected e.g. contoso.ghe.com"));
-      } else if (norm != "github.com" && norm != "www.github.com") {
-        s_.rules.AddRoute(*std::move(exact));
-        s_.rules.AddRoute(*HostPattern::Parse(absl::StrCat("*.", norm)));
+      StatusOr<std::string> host = TenantHost(*v);
+      if (!host.ok()) {
+        // A URL may carry credentials (https://x-access-token:TOKEN@host): then none of it is repeated.
+        std::string what = absl::StrContains(*v, "@") ? "the URL (not repeated: it holds credentials)"
+                                                      : absl::StrCat("'", *v, "'");
+        Error(std::string(var), absl::StrCat(what, " does not name a host (", host.status().message(),
+                                             "); expected e.g. https://contoso.ghe.com or contoso.ghe.com"));
+      } else if (*host != "github.com" && *host != "www.github.com") {
+        s_.rules.AddRoute(*HostPattern::Parse(*host));
+        s_.rules.AddRoute(*HostPattern::Parse(absl::StrCat("*.", *host)));
       }
       break;  // the first tenant variable set is the one the CLI uses
     }
   }
 
-  void BuildBypass() {
-    // Loopback and the proxy itself are never tunnelled, whatever else is configured.
+  // Loopback and every proxy the application may talk to are never tunnelled, whatever else is
+  // configured: by address, and by name, including the names the hosts file gives them.
+  void NeverTunnelLoopbackOrProxies() {
     for (absl::string_view c : {"127.0.0.0/8", "::1/128"}) s_.rules.AddBypass(*Cidr::Parse(c));
-    s_.rules.AddBypass(*HostPattern::Parse("localhost"));
-    if (s_.proxy) {
-      if (StatusOr<Cidr> c = Cidr::Parse(s_.proxy->host); c.ok()) {
+    for (absl::string_view p : {"localhost", "*.localhost"}) s_.rules.AddBypass(*HostPattern::Parse(p));
+    std::vector<std::string> proxies;  // hosts, normalized
+    auto add_proxy = [&](const std::string& host) {
+      if (std::find(proxies.begin(), proxies.end(), host) != proxies.end()) return;
+      proxies.push_back(host);
+      if (StatusOr<Cidr> c = Cidr::Parse(host); c.ok()) {
         s_.rules.AddBypass(*std::move(c));
-      } else if (StatusOr<HostPattern> p = HostPattern::Parse(s_.proxy->host); p.ok()) {
+      } else if (StatusOr<HostPattern> p = HostPattern::Parse(host); p.ok() && !p->is_any()) {
+        s_.rules.AddBypass(*std::move(p));
+      }
+    };
+    if (s_.proxy) add_proxy(s_.proxy->host);
+    // Other programs' variables: what cannot be read is not the shim's proxy, so no error.
+    for (const auto& vars : {absl::MakeConstSpan(kProxyVariables), absl::MakeConstSpan(kOtherProxyVariables)}) {
+      for (absl::string_view var : vars) {
+        const std::string* v = Env(var);
+        if (!v || v->empty()) continue;
+        if (StatusOr<UrlHost> url = ParseUrlHost(*v); url.ok()) add_proxy(url->host);
+      }
+    }
+    StatusOr<std::string> hosts = read_file_("/etc/hosts");
+    if (!hosts.ok()) return;  // nothing more to learn
+    struct HostsLine {
+      std::string addr_text;
+      sockaddr_storage addr;
+      std::vector<absl::string_view> names;
+    };
+    std::vector<HostsLine> lines;
+    for (absl::string_view line : absl::StrSplit(*hosts, '\n')) {
+      std::vector<absl::string_view> fields =
+          absl::StrSplit(line.substr(0, line.find('#')), absl::ByAnyChar(" \t\r"), absl::SkipEmpty());
+      std::optional<sockaddr_storage> addr = fields.size() > 1 ? ParseAddress(fields[0]) : std::nullopt;
+      if (addr) lines.push_back({std::string(fields[0]), *addr, {fields.begin() + 1, fields.end()}});
+    }
+    for (const HostsLine& line : lines) {  // the addresses the hosts file gives the proxies' names
+      for (absl::string_view name : line.names) {
+        if (std::find(proxies.begin(), proxies.end(), NormalizeHost(name)) != proxies.end()) add_proxy(line.addr_text);
+      }
+    }
+    size_t added = 0;
+    for (const HostsLine& line : lines) {
+      if (!s_.rules.BypassesAddress(reinterpret_cast<const sockaddr*>(&line.addr))) continue;
+      for (absl::string_view name : line.names) {
+        // Only names a route would take: a blocklist's thousands cost nothing unless routed.
+        StatusOr<HostPattern> p = HostPattern::Parse(name);
+        if (!p.ok() || !s_.rules.RoutesName(name)) continue;
+        if (++added > kMaxHostsFileNames) {
+          s_.warnings.push_back(absl::StrCat("/etc/hosts: more than ", kMaxHostsFileNames,
+                                             " routed names map to loopback or a proxy; the rest may be tunnelled"));
+          return;
+        }
         s_.rules.AddBypass(*std::move(p));
       }
     }
+  }
+
+  void BuildBypass() {
+    NeverTunnelLoopbackOrProxies();
     Raw raw = Get("AWF_SHIM_BYPASS", "bypass");
     if (raw.present()) {
       for (const LocatedValue& v : raw.items) AddList(v, /*bypass=*/true, /*cidrs=*/true);
       return;
     }
-    for (absl::string_view var : kNoProxyVariables) {
-      const std::string* v = Env(var);
-      if (!v || v->empty()) continue;
-      // NO_PROXY belongs to other programs: take what we understand, warn about the rest.
-      // Like curl, "example.com" and ".example.com" cover the domain and its subdomains.
-      for (absl::string_view item : absl::StrSplit(*v, ',', absl::SkipWhitespace())) {
-        item = absl::StripAsciiWhitespace(item);
-        absl::ConsumePrefix(&item, "*.") || absl::ConsumePrefix(&item, ".");
-        if (item.empty() || item == "*") {
-          if (item == "*") s_.warnings.push_back(absl::StrCat(var, ": '*' bypasses everything"));
-          if (item == "*") s_.rules.AddBypass(*HostPattern::Parse("*"));
-          continue;
-        }
-        if (StatusOr<Cidr> c = Cidr::Parse(item); c.ok()) {
-          s_.rules.AddBypass(*std::move(c));
-          continue;
-        }
-        absl::string_view name = item.substr(0, item.rfind(':') == absl::string_view::npos ? item.size() : item.rfind(':'));
-        StatusOr<HostPattern> exact = HostPattern::Parse(name);
-        StatusOr<HostPattern> subdomains = HostPattern::Parse(absl::StrCat("*.", name));
-        if (!exact.ok() || !subdomains.ok() || exact->is_any()) {
-          Status why = !exact.ok() ? exact.status() : subdomains.status();
-          s_.warnings.push_back(absl::StrCat(var, ": ignored '", item, "': ", why.ok() ? "not a host name" : why.message()));
-          continue;
-        }
-        s_.rules.AddBypass(*std::move(exact));
-        s_.rules.AddBypass(*std::move(subdomains));
-      }
-      break;
+    // NO_PROXY belongs to other programs: the shim takes what curl and reqwest read alike and
+    // warns about the rest. curl reads no_proxy first, reqwest NO_PROXY: if they differ, both.
+    const std::string* upper = Env("NO_PROXY");
+    const std::string* lower = Env("no_proxy");
+    if (upper && upper->empty()) upper = nullptr;
+    if (lower && lower->empty()) lower = nullptr;
+    if (!upper && !lower) return;
+    absl::string_view var = upper ? "NO_PROXY" : "no_proxy";
+    const std::string& value = upper ? *upper : *lower;
+    std::optional<absl::string_view> also;
+    if (upper && lower && *upper != *lower) {
+      also = *lower;
+      s_.warnings.push_back(
+          "NO_PROXY and no_proxy differ (curl reads no_proxy, reqwest NO_PROXY): only entries both hold are used");
+    } else if (value == "*") {
+      s_.warnings.push_back(absl::StrCat(var, ": '*' bypasses everything"));
+    }
+    for (const ListError& e : s_.rules.AddNoProxy(value, also)) {
+      s_.warnings.push_back(absl::StrCat(var, ", column ", e.column, ": ignored ", e.message));
     }
   }
 
@@ -255,7 +363,8 @@ class Builder {
 
 bool IsSettingsVariable(absl::string_view name) {
   auto in = [name](const auto& list) { return std::find(std::begin(list), std::end(list), name) != std::end(list); };
-  return in(kOwnVariables) || in(kProxyVariables) || in(kTenantVariables) || in(kNoProxyVariables);
+  return in(kOwnVariables) || in(kProxyVariables) || in(kOtherProxyVariables) || in(kTenantVariables) ||
+         in(kNoProxyVariables);
 }
 
 StatusOr<ProxyUrl> ProxyUrl::Parse(absl::string_view url) {

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 
 #include <cstring>
+#include <thread>
 
 #include "gtest/gtest.h"
 
@@ -74,6 +75,49 @@ TEST(NameBook, RememberedAddressesAreBounded) {
   newest.family = AF_INET6;
   std::memcpy(newest.bytes.data(), &last, sizeof last);
   EXPECT_EQ(book.NameFor(newest), "h" + std::to_string(last) + ".github.com");
+}
+
+// Two routed hosts on one CDN address: each thread gets the name it looked up itself last; a
+// thread that looked up none of them gets the one looked up last by any thread.
+TEST(NameBook, SeveralNamesForOneAddressEachThreadGetsItsOwnLastLookup) {
+  NameBook book;
+  AddrKey cdn = Parse(AF_INET, "185.199.108.1");
+  std::optional<std::string> first_sees, second_sees;
+  std::thread first([&] {
+    book.Remember("a.githubcopilot.com", cdn);
+    std::thread second([&] {
+      book.Remember("b.githubcopilot.com", cdn);
+      second_sees = book.NameFor(cdn);
+    });
+    second.join();
+    first_sees = book.NameFor(cdn);
+  });
+  first.join();
+  EXPECT_EQ(first_sees, "a.githubcopilot.com");
+  EXPECT_EQ(second_sees, "b.githubcopilot.com");
+  EXPECT_EQ(book.NameFor(cdn), "b.githubcopilot.com") << "no lookup of its own: the latest of any thread";
+}
+
+TEST(NameBook, AThreadsLatestLookupWinsAmongItsOwn) {
+  NameBook book;
+  AddrKey cdn = Parse(AF_INET6, "2606:50c0:8000::153");
+  book.Remember("a.github.com", cdn);
+  book.Remember("b.github.com", cdn);
+  std::thread([&] { book.Remember("a.github.com", cdn); }).join();
+  EXPECT_EQ(book.NameFor(cdn), "b.github.com") << "this thread's own latest, not the other thread's";
+  book.Remember("A.GitHub.com.", cdn);
+  EXPECT_EQ(book.NameFor(cdn), "a.github.com");
+}
+
+TEST(NameBook, NamesPerAddressCountAgainstTheBound) {
+  NameBook book;
+  AddrKey cdn = Parse(AF_INET, "185.199.108.1");
+  book.Remember("first.github.com", cdn);
+  std::thread([&] {
+    for (size_t i = 0; i < NameBook::kMaxRemembered; i++) book.Remember("h" + std::to_string(i) + ".github.com", cdn);
+  }).join();
+  EXPECT_EQ(book.NameFor(cdn), "h" + std::to_string(NameBook::kMaxRemembered - 1) + ".github.com")
+      << "this thread's own lookup was the first remembered: forgotten";
 }
 
 }  // namespace

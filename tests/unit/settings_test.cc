@@ -169,8 +169,9 @@ TEST(Settings, BadValuesNameTheVariableColumnAndExpectation) {
 TEST(Settings, WildcardsInOtherProgramsVariablesNeverAbort) {
   Settings s = Build({{"HTTPS_PROXY", "http://127.0.0.1:3128"}, {"NO_PROXY", "localhost,*.example.com,*.,*"}});
   EXPECT_EQ(Errors(s), "");
-  EXPECT_TRUE(s.rules.BypassesName("api.example.com"));
-  EXPECT_TRUE(s.rules.BypassesName("example.com"));
+  EXPECT_EQ(s.warnings.size(), 3u);  // curl and reqwest read none of the three alike
+  EXPECT_FALSE(s.rules.BypassesName("api.example.com"));
+  EXPECT_FALSE(s.rules.BypassesName("example.com"));
   Settings tenant = Build({{"HTTPS_PROXY", "http://127.0.0.1:3128"}, {"GH_HOST", "*.contoso.ghe.com"}});
   EXPECT_NE(Errors(tenant).find("GH_HOST: '*.contoso.ghe.com' does not name a host"), std::string::npos);
 }
@@ -178,11 +179,132 @@ TEST(Settings, WildcardsInOtherProgramsVariablesNeverAbort) {
 TEST(Settings, BadNoProxyEntriesAreWarningsNotErrors) {
   Settings s = Build({{"HTTPS_PROXY", "http://127.0.0.1:3128"}, {"NO_PROXY", "good.example,bad entry!,.corp.example:8080"}});
   EXPECT_EQ(Errors(s), "");
-  ASSERT_EQ(s.warnings.size(), 1u);
-  EXPECT_NE(s.warnings[0].find("bad entry!"), std::string::npos);
+  ASSERT_EQ(s.warnings.size(), 2u);
+  EXPECT_EQ(s.warnings[0], "NO_PROXY, column 14: ignored 'bad entry!': curl reads blanks as separators, reqwest as part "
+                           "of the name");
+  EXPECT_EQ(s.warnings[1], "NO_PROXY, column 25: ignored '.corp.example:8080': curl and reqwest ignore an entry with a "
+                           "port");
   EXPECT_TRUE(s.rules.BypassesName("good.example"));
   EXPECT_TRUE(s.rules.BypassesName("x.good.example"));
-  EXPECT_TRUE(s.rules.BypassesName("corp.example"));
+  EXPECT_FALSE(s.rules.BypassesName("corp.example")) << "not on every port: on none, like curl and reqwest";
+}
+
+bool Bypasses(const Settings& s, int family, const char* ip) {
+  sockaddr_storage ss{};
+  if (family == AF_INET) {
+    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+    a->sin_family = AF_INET;
+    inet_pton(AF_INET, ip, &a->sin_addr);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+    a->sin6_family = AF_INET6;
+    inet_pton(AF_INET6, ip, &a->sin6_addr);
+  }
+  return s.rules.BypassesAddress(reinterpret_cast<sockaddr*>(&ss));
+}
+
+std::string Warnings(const Settings& s) {
+  std::string out;
+  for (const auto& w : s.warnings) out += w + "\n";
+  return out;
+}
+
+// Forms curl and reqwest read alike: the shim reads them the same way.
+TEST(Settings, NoProxyFormsCurlAndReqwestAgreeOnBypass) {
+  for (const char* no_proxy : {"githubcopilot.com", ".githubcopilot.com", "GitHubCopilot.COM", " , githubcopilot.com ,", "*"}) {
+    Settings s = Build({{"HTTPS_PROXY", "http://127.0.0.1:3128"}, {"NO_PROXY", no_proxy}});
+    EXPECT_EQ(Errors(s), "") << no_proxy;
+    EXPECT_FALSE(s.rules.RoutesName("api.githubcopilot.com")) << no_proxy;
+    EXPECT_FALSE(s.rules.RoutesName("githubcopilot.com")) << no_proxy;
+    EXPECT_TRUE(s.rules.RoutesName("api.github.com") == (std::string(no_proxy) != "*")) << no_proxy;
+  }
+  Settings ip = Build({{"HTTPS_PROXY", "http://127.0.0.1:3128"}, {"NO_PROXY", "192.0.2.7,198.51.100.0/24,2001:db8::7"}});
+  EXPECT_EQ(Warnings(ip), "");
+  EXPECT_TRUE(Bypasses(ip, AF_INET, "192.0.2.7"));
+  EXPECT_TRUE(Bypasses(ip, AF_INET, "198.51.100.9"));
+  EXPECT_TRUE(Bypasses(ip, AF_INET6, "2001:db8::7"));
+  EXPECT_FALSE(Bypasses(ip, AF_INET, "192.0.2.8"));
+}
+
+// Forms curl and reqwest read differently (or both ignore): a routed host is never bypassed on a
+// guess, and the entry is a warning that names it.
+TEST(Settings, NoProxyFormsTheyReadDifferentlyNeverBypassARoutedHost) {
+  for (const char* no_proxy : {"*.githubcopilot.com", "localhost,*", "*,localhost", " * ", "api.githubcopilot.com:8443",
+                               "githubcopilot.com.", "x.example githubcopilot.com", "*githubcopilot.com"}) {
+    Settings s = Build({{"HTTPS_PROXY", "http://127.0.0.1:3128"}, {"NO_PROXY", no_proxy}});
+    EXPECT_EQ(Errors(s), "") << no_proxy;
+    EXPECT_TRUE(s.rules.RoutesName("api.githubcopilot.com")) << no_proxy;
+    EXPECT_NE(Warnings(s).find("NO_PROXY"), std::string::npos) << no_proxy;
+  }
+}
+
+TEST(Settings, NoProxyAddressWithPortAndIpv6RangesAreIgnoredWithAWarning) {
+  Settings s = Build({{"HTTPS_PROXY", "http://127.0.0.1:3128"},
+                      {"NO_PROXY", "192.0.2.7:8443,[2001:db8::7],2001:db8::/32,198.51.100.0/33"}});
+  EXPECT_FALSE(Bypasses(s, AF_INET, "192.0.2.7"));
+  EXPECT_FALSE(Bypasses(s, AF_INET6, "2001:db8::7"));
+  EXPECT_FALSE(Bypasses(s, AF_INET6, "2001:db8::8"));
+  EXPECT_FALSE(Bypasses(s, AF_INET, "198.51.100.1"));
+  EXPECT_EQ(s.warnings.size(), 4u) << Warnings(s);
+  EXPECT_NE(Warnings(s).find("NO_PROXY, column 1: ignored '192.0.2.7:8443'"), std::string::npos) << Warnings(s);
+}
+
+// curl reads no_proxy first, reqwest NO_PROXY: when both are set and differ, only what both hold.
+TEST(Settings, NoProxySpellingsThatDifferBypassOnlyWhatBothHold) {
+  Settings s = Build({{"HTTPS_PROXY", "http://127.0.0.1:3128"},
+                      {"NO_PROXY", "githubcopilot.com,api.github.com"},
+                      {"no_proxy", "api.github.com, other.example"}});
+  EXPECT_TRUE(s.rules.RoutesName("api.githubcopilot.com"));
+  EXPECT_FALSE(s.rules.RoutesName("api.github.com"));
+  EXPECT_NE(Warnings(s).find("'githubcopilot.com'"), std::string::npos) << Warnings(s);
+  Settings same = Build({{"HTTPS_PROXY", "http://127.0.0.1:3128"}, {"NO_PROXY", "githubcopilot.com"}, {"no_proxy", "githubcopilot.com"}});
+  EXPECT_FALSE(same.rules.RoutesName("api.githubcopilot.com"));
+  EXPECT_EQ(Warnings(same), "");
+}
+
+// Loopback and every proxy the application may talk to are never tunnelled, by name too.
+TEST(Settings, LoopbackAndProxyNamesAreNeverTunnelledEvenWithRouteStar) {
+  Settings s = Build({{"AWF_SHIM_PROXY", "http://172.30.0.10:3128"},
+                      {"AWF_SHIM_ROUTE", "*"},
+                      {"HTTPS_PROXY", "http://Squid-Proxy.:3128"},
+                      {"ALL_PROXY", "socks5://user:pw@socks.corp:1080"}},
+                     {{"/etc/hosts", "# comment\n127.0.0.1 localhost\n127.0.1.1 buildbox buildbox.lan # self\n"
+                                     "::1 ip6-localhost\n172.30.0.10\tsquid\n192.0.2.1 elsewhere.example\n"}});
+  EXPECT_EQ(Errors(s), "");
+  for (const char* name : {"localhost", "LOCALHOST.", "api.localhost", "a.b.localhost", "squid-proxy", "socks.corp",
+                           "buildbox", "buildbox.lan", "ip6-localhost", "squid"}) {
+    EXPECT_FALSE(s.rules.RoutesName(name)) << name;
+  }
+  EXPECT_TRUE(s.rules.RoutesName("elsewhere.example"));
+  EXPECT_TRUE(s.rules.RoutesName("notlocalhost"));
+  EXPECT_TRUE(Bypasses(s, AF_INET, "172.30.0.10"));
+}
+
+TEST(Settings, TenantUrlSchemeIsCaseInsensitive) {
+  Settings s = Build({{"AWF_SHIM_PROXY", "http://127.0.0.1:3128"}, {"GITHUB_SERVER_URL", "HTTPS://Contoso.GHE.com/"}});
+  EXPECT_EQ(Errors(s), "");
+  EXPECT_TRUE(s.rules.RoutesName("api.contoso.ghe.com"));
+  EXPECT_FALSE(s.rules.RoutesName("https"));
+  EXPECT_FALSE(s.rules.RoutesName("x.https"));
+}
+
+// Credentials end at the last '@' before the path, whatever they hold.
+TEST(Settings, TenantUrlCredentialsWithSlashesAreNeitherRoutedNorRepeated) {
+  for (const char* url : {"https://user:ab/cd@contoso.ghe.com", "https://user:a@b/c?d#e@contoso.ghe.com:443/x"}) {
+    Settings s = Build({{"AWF_SHIM_PROXY", "http://127.0.0.1:3128"}, {"GITHUB_SERVER_URL", url}});
+    EXPECT_EQ(Errors(s), "") << url;
+    EXPECT_TRUE(s.rules.RoutesName("api.contoso.ghe.com")) << url;
+    EXPECT_FALSE(s.rules.RoutesName("user")) << url;
+    EXPECT_FALSE(s.rules.RoutesName("x.user")) << url;
+  }
+  for (const char* url : {"https://user:ab/cd@", "https://user:ab/cd@/x", "ftp://user:ab/cd@contoso.ghe.com",
+                          "https://user:ab/cd@contoso.ghe.com:44x3/", "https://user:ab/cd@[::1]/"}) {
+    Settings s = Build({{"AWF_SHIM_PROXY", "http://127.0.0.1:3128"}, {"GITHUB_SERVER_URL", url}});
+    std::string e = Errors(s);
+    EXPECT_EQ(e.rfind("GITHUB_SERVER_URL: ", 0), 0u) << url << ": " << e;
+    EXPECT_EQ(e.find("ab/cd"), std::string::npos) << e;
+    EXPECT_EQ(e.find("user"), std::string::npos) << e;
+  }
 }
 
 TEST(Settings, ConfigFileSuppliesValuesAndEnvWins) {
