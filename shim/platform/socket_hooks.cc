@@ -76,7 +76,7 @@ Route Decide(const sockaddr* addr) {
   if (e.settings.proxy && SameEndpoint(addr, ResolveProxy())) {
     return {Decision::kAppProxied, "", "the application talks to the proxy itself"};
   }
-  if (e.settings.rules.BypassesAddress(addr)) return {Decision::kBypass, "", "bypassed address"};
+  if (e.settings.rules.BypassesAddress(addr, e.book.NameFor(*key))) return {Decision::kBypass, "", "bypassed address"};
   if (std::optional<std::string> name = e.book.NameFor(*key); name && e.settings.rules.RoutesName(*name)) {
     return {Decision::kTunnel, *name, "address of a routed name"};
   }

@@ -251,7 +251,6 @@ class Conventions(TempDirTest):
                                             f"({connect['decision']}: {connect['reason']})")
                 self.assertEqual(connect["decision"] == "tunnel", want == TUNNEL, connect)
 
-    @unittest.expectedFailure  # until Decide() passes the address's name (see README, "NO_PROXY forms")
     def test_a_no_proxy_address_does_not_cover_a_routed_name_with_system_dns(self):
         no_proxy = {"NO_PROXY": ORIGIN_IP}
         self.assertEqual(self.curl(ROUTED, ORIGIN_PORT, no_proxy), TUNNEL)
