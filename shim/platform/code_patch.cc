@@ -2,17 +2,21 @@
 // a slot per function:
 //   +0   jmp [rip+0]; .quad hook     the entry's `jmp rel32` lands here (the hook is far away)
 //   +16  endbr64; relocated prologue; jmp entry+skip+patched    the "original" handed back
-// The slot page is written while RW, then made RX; the functions' pages go RW for the write and
-// back to RX. Never RWX; a refused mprotect (SELinux execmod) refuses the patch.
+// The slot page is written while RW, then made RX, never RWX; a refused mprotect refuses the
+// patch. The functions' own code stays executable throughout (CodeWriter).
 #include "code_patch.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -57,10 +61,24 @@ void WriteThunk(uint8_t* slot, void* hook) {
   std::memcpy(slot + sizeof kJmpRipIndirect, &hook, sizeof hook);
 }
 
+// The process's threads (/proc/self/status), or 0 when it cannot be read.
+int ThreadCount() {
+  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[8192];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char* line = std::strstr(buf, "\nThreads:");
+  return line ? std::atoi(line + std::strlen("\nThreads:")) : 0;
+}
+
 struct Planned {
-  uint8_t* write_at;  // entry + entry_skip
-  size_t length;      // patched_length
-  uint8_t jump[x86::kJumpSize];
+  const char* name;
+  uint8_t* write_at;              // entry + entry_skip
+  std::vector<uint8_t> original;  // the patched_length bytes there
+  std::vector<uint8_t> patch;     // jmp rel32 to the slot, then int3 (never reached)
 };
 
 struct PageRange {
@@ -70,16 +88,102 @@ struct PageRange {
 PageRange PagesOf(const Planned& p) {
   uintptr_t page = PageSize();
   uintptr_t begin = reinterpret_cast<uintptr_t>(p.write_at);
-  return {begin & ~(page - 1), (begin + p.length + page - 1) & ~(page - 1)};
+  return {begin & ~(page - 1), (begin + p.patch.size() + page - 1) & ~(page - 1)};
 }
+
+// Executable code is mapped read+execute: what each page returns to.
+constexpr int kRx = PROT_READ | PROT_EXEC;
+constexpr int kRwx = PROT_READ | PROT_WRITE | PROT_EXEC;
+
+int Protect(PageRange pr, int prot) { return mprotect(reinterpret_cast<void*>(pr.begin), pr.end - pr.begin, prot); }
+
+// Writes into code that may be called at any moment, keeping it executable throughout. Through
+// /proc/self/mem where the kernel allows it: the kernel writes into the read+execute page as a
+// debugger's breakpoint is written, no permission changes, and SELinux's execmod (checked when
+// modified file-backed code is made executable again) never comes into it. Else the page goes
+// RX→RWX for the copy and back: RW alone would leave the process to crash on its next call into
+// the page if making it executable again were refused, where a refused RWX has changed nothing.
+class CodeWriter {
+ public:
+  ~CodeWriter() {
+    if (mem_ >= 0) close(mem_);
+  }
+
+  // Chooses how to write the plans' ranges: through /proc/self/mem if each takes its own bytes
+  // back through it, else with mprotect if each page can be made writable+executable and back.
+  // Changes nothing; the error says why neither works.
+  Status Open(absl::Span<const Planned> plans) {
+    std::string mem_error = OpenProcMem(plans);
+    if (mem_error.empty()) return OkStatus();
+    for (const Planned& p : plans) {
+      if (Protect(PagesOf(p), kRwx) != 0) {
+        return PermissionDeniedError(absl::StrCat(mem_error, "; mprotect of ", p.name,
+                                                  "'s page to writable+executable: ", std::strerror(errno)));
+      }
+      if (Protect(PagesOf(p), kRx) != 0) {
+        return PermissionDeniedError(absl::StrCat(mem_error, "; mprotect of ", p.name,
+                                                  "'s page back to read+execute: ", std::strerror(errno)));
+      }
+    }
+    return OkStatus();
+  }
+
+  // Puts `bytes` at p.write_at. On error the range may hold part of them (a short write).
+  Status Write(const Planned& p, const std::vector<uint8_t>& bytes) {
+    if (mem_ >= 0) {
+      if (std::string err = WriteProcMem(p.write_at, bytes); !err.empty()) {
+        return DataLossError(absl::StrCat("/proc/self/mem at ", p.name, ": ", err));
+      }
+      if (std::memcmp(p.write_at, bytes.data(), bytes.size()) != 0) {
+        return DataLossError(absl::StrCat("/proc/self/mem at ", p.name, ": the write did not land"));
+      }
+      return OkStatus();
+    }
+    if (Protect(PagesOf(p), kRwx) != 0) {
+      return PermissionDeniedError(absl::StrCat("mprotect of ", p.name, "'s page to writable+executable: ", std::strerror(errno)));
+    }
+    std::memcpy(p.write_at, bytes.data(), bytes.size());
+    if (Protect(PagesOf(p), kRx) != 0) {
+      return PermissionDeniedError(absl::StrCat("mprotect of ", p.name, "'s page back to read+execute: ", std::strerror(errno)));
+    }
+    return OkStatus();
+  }
+
+ private:
+  // Empty when /proc/self/mem takes every range's own bytes; else why not.
+  std::string OpenProcMem(absl::Span<const Planned> plans) {
+    mem_ = open("/proc/self/mem", O_WRONLY | O_CLOEXEC);
+    if (mem_ < 0) return absl::StrCat("/proc/self/mem: ", std::strerror(errno));
+    for (const Planned& p : plans) {
+      if (std::string err = WriteProcMem(p.write_at, p.original); !err.empty()) {
+        close(mem_);
+        mem_ = -1;
+        return absl::StrCat("/proc/self/mem at ", p.name, ": ", err);
+      }
+    }
+    return "";
+  }
+
+  std::string WriteProcMem(uint8_t* at, const std::vector<uint8_t>& bytes) {
+    ssize_t n = pwrite(mem_, bytes.data(), bytes.size(), static_cast<off_t>(reinterpret_cast<uintptr_t>(at)));
+    if (n < 0) return std::strerror(errno);
+    return static_cast<size_t>(n) == bytes.size() ? "" : "a short write";
+  }
+
+  int mem_ = -1;
+};
 
 bool IsShimCode(const void* function) { return InSameObject(function, reinterpret_cast<const void*>(&PageSize)); }
 
 }  // namespace
 
-StatusOr<std::vector<void*>> PatchFunctions(absl::Span<const PatchRequest> requests) {
+Status PatchFunctions(absl::Span<const PatchRequest> requests) {
   std::lock_guard<std::mutex> lock(g_mu);
-  if (requests.empty()) return std::vector<void*>{};
+  if (requests.empty()) return OkStatus();
+  if (int threads = ThreadCount(); threads != 1) {
+    return FailedPreconditionError(threads ? absl::StrCat("the process already has ", threads, " threads")
+                                           : "cannot count the process's threads (/proc/self/status)");
+  }
   if (!g_patched) g_patched = new absl::flat_hash_set<uintptr_t>;
   uintptr_t low = UINTPTR_MAX, high = 0;
   for (const PatchRequest& r : requests) {
@@ -98,7 +202,6 @@ StatusOr<std::vector<void*>> PatchFunctions(absl::Span<const PatchRequest> reque
     return s;
   };
 
-  std::vector<void*> originals;
   std::vector<Planned> plans;
   for (size_t i = 0; i < requests.size(); i++) {
     const PatchRequest& r = requests[i];
@@ -113,45 +216,43 @@ StatusOr<std::vector<void*>> PatchFunctions(absl::Span<const PatchRequest> reque
     }
     WriteThunk(slot, r.hook);
     std::memcpy(slot + kThunkSize, moved->trampoline.data(), moved->trampoline.size());
-    Planned p{static_cast<uint8_t*>(r.function) + moved->entry_skip, moved->patched_length, {}};
-    if (!x86::EncodeJump(reinterpret_cast<uintptr_t>(p.write_at), reinterpret_cast<uintptr_t>(slot), p.jump)) {
+    uint8_t* write_at = static_cast<uint8_t*>(r.function) + moved->entry_skip;
+    Planned p{r.name, write_at, std::vector<uint8_t>(write_at, write_at + moved->patched_length),
+              std::vector<uint8_t>(moved->patched_length, 0xcc)};
+    if (!x86::EncodeJump(reinterpret_cast<uintptr_t>(write_at), reinterpret_cast<uintptr_t>(slot), p.patch.data())) {
       return fail(OutOfRangeError(absl::StrCat(r.name, ": the slot is beyond rel32 reach")));
     }
-    plans.push_back(p);
-    originals.push_back(slot + kThunkSize);
+    plans.push_back(std::move(p));
   }
-  if (mprotect(page, length, PROT_READ | PROT_EXEC) != 0) {
+  if (mprotect(page, length, kRx) != 0) {
     return fail(PermissionDeniedError(absl::StrCat("mprotect of the trampolines: ", std::strerror(errno))));
   }
+  CodeWriter writer;
+  if (Status s = writer.Open(plans); !s.ok()) return fail(s);
 
-  // Make every target page writable first, so that a refusal leaves all functions untouched.
-  // Executable code is mapped read+execute; that is what each page returns to.
-  auto restore = [&](size_t count) {
-    for (size_t i = 0; i < count; i++) {
-      PageRange pr = PagesOf(plans[i]);
-      mprotect(reinterpret_cast<void*>(pr.begin), pr.end - pr.begin, PROT_READ | PROT_EXEC);
-    }
-  };
+  // A hook reached through an entry finds its original already there.
+  for (size_t i = 0; i < requests.size(); i++) requests[i].publish(page + i * kSlotSize + kThunkSize);
   for (size_t i = 0; i < plans.size(); i++) {
-    PageRange pr = PagesOf(plans[i]);
-    if (mprotect(reinterpret_cast<void*>(pr.begin), pr.end - pr.begin, PROT_READ | PROT_WRITE) != 0) {
-      int err = errno;
-      restore(i);
-      return fail(PermissionDeniedError(absl::StrCat("mprotect of ", requests[i].name, ": ", std::strerror(err))));
+    Status s = writer.Write(plans[i], plans[i].patch);
+    if (s.ok()) continue;
+    // Every entry gets its own code back, the one that failed too (it may hold part of the jump).
+    bool restored = true;
+    for (size_t j = 0; j <= i; j++) restored &= writer.Write(plans[j], plans[j].original).ok();
+    if (!restored) {
+      // An entry may still jump to its slot: the slots stay, published, and nothing is patched again.
+      for (const PatchRequest& r : requests) g_patched->insert(reinterpret_cast<uintptr_t>(r.function));
+      return Status(s.code(), absl::StrCat(s.message(), "; restoring the entries failed too: their hooks stay"));
     }
+    for (const PatchRequest& r : requests) r.publish(nullptr);
+    return fail(s);
   }
-  for (const Planned& p : plans) {
-    std::memcpy(p.write_at, p.jump, sizeof p.jump);
-    std::memset(p.write_at + sizeof p.jump, 0xcc, p.length - sizeof p.jump);  // int3: never reached
-  }
-  restore(plans.size());
   for (const PatchRequest& r : requests) g_patched->insert(reinterpret_cast<uintptr_t>(r.function));
-  return originals;
+  return OkStatus();
 }
 
 #else
 
-StatusOr<std::vector<void*>> PatchFunctions(absl::Span<const PatchRequest>) {
+Status PatchFunctions(absl::Span<const PatchRequest>) {
   return UnimplementedError("inline patching is implemented for x86-64 only");
 }
 

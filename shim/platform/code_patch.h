@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstddef>
-#include <vector>
 
 #include "awfshim/status.h"
 #include "absl/types/span.h"
@@ -16,12 +15,16 @@ struct PatchRequest {
   void* function;
   size_t size;  // the function's symbol size: its body is checked for branches into the patch
   void* hook;
+  // Receives the address that calls the original behaviour once that code is executable and
+  // before any entry jumps to a hook, so that a hook never finds it missing; then null if the
+  // patch is given up.
+  void (*publish)(void* original);
 };
 
-// All or nothing: either every function now jumps to its hook and the i-th result calls the
-// original behaviour of requests[i], or nothing was written and the error says why. A function
-// is never patched twice, nor one of the shim's own. Call while the process has a single thread:
-// the entry bytes change under anything executing them.
-StatusOr<std::vector<void*>> PatchFunctions(absl::Span<const PatchRequest> requests);
+// All or nothing: either every function now jumps to its hook and each request's original was
+// published, or every entry holds its own code and the error says why. The code stays
+// executable throughout. Refused while the process has more than one thread (the entry bytes
+// change under anything executing them), for a function patched before, and for the shim's own.
+Status PatchFunctions(absl::Span<const PatchRequest> requests);
 
 }  // namespace awfshim

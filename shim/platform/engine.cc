@@ -113,9 +113,11 @@ void BeforeFork() {
   engine().book.LockForFork();
   engine().pool.LockForFork();
   PumpLockForFork();
+  TapLockForFork();
 }
 
 void AfterForkInParent() {
+  TapUnlockAfterFork();
   PumpUnlockAfterFork();
   engine().pool.UnlockAfterFork();
   engine().book.UnlockAfterFork();
@@ -126,6 +128,7 @@ void AfterForkInParent() {
 // The connections it inherits are the parent's too (see Conn::inherited).
 void AfterForkInChild() {
   engine().pid = getpid();
+  TapResetInChild();
   PumpResetInChild();
   engine().pool.ResetLocksInChild();
   engine().book.UnlockAfterFork();

@@ -71,9 +71,13 @@ void InstallTapHooks(awf_functions& hooks);
 // The TLS tap runs where there is a trace to write to and AWF_SHIM_TAP is not off.
 bool TapEnabled();
 // Points the executable's own OpenSSL functions (Node.js) at the tap's hooks; the trace says
-// whether it did or why not. Only while the process has a single thread (the engine was loaded
-// at start).
+// whether it did or why not. Called at start; refused unless the process still has a single
+// thread (a library's constructor may have started another).
 void PatchExecutableOpenSsl();
+// The tap's locks around fork() (engine.cc's handlers).
+void TapLockForFork();
+void TapUnlockAfterFork();
+void TapResetInChild();
 
 // The shim's own fds (the trace file, the pump's epoll): kept open when the application closes
 // fds in bulk, and moved aside when the application dup2()s onto one.

@@ -13,6 +13,7 @@
 //    SSL_read, which calls SSL_write) is an ordinary call;
 //  - SSL* values are reused quickly: state is dropped at SSL_free, and the tracker tells a new
 //    connection from the old one only by that.
+#include <atomic>
 #include <mutex>
 
 #include "absl/container/flat_hash_map.h"
@@ -42,30 +43,37 @@ std::mutex g_mu;
 absl::flat_hash_map<const void*, TapState*>* g_taps;  // never freed: hooks run during exit
 std::atomic<GetServername> g_get_servername{nullptr};
 
-// The trampolines of patched functions; written once, before the application runs.
+// The trampolines of patched functions; each published before any entry jumps to its hook.
 awf_functions g_trampolines;
 
 // The original behaviour: the trampoline where the executable's function was patched, else the
 // next definition the front resolved (before it called the hook).
 template <auto kMember>
 auto Original() {
-  auto trampoline = g_trampolines.*kMember;
+  auto trampoline = std::atomic_ref(g_trampolines.*kMember).load(std::memory_order_acquire);
   return trampoline ? trampoline : real().*kMember;
 }
 
 TapState* StateFor(const void* ssl) {
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    if (g_taps) {
+      if (auto it = g_taps->find(ssl); it != g_taps->end()) return it->second;
+    }
+  }
+  // A new connection. Its host name is looked up outside g_mu, which fork() waits for: the lookup
+  // calls into the front's symbol search (the loader's lock) and OpenSSL.
+  auto* fresh = new TapState;
+  GetServername get = g_get_servername.load();
+  if (!get) {
+    get = reinterpret_cast<GetServername>(engine().next_definition("SSL_get_servername"));
+    g_get_servername.store(get);
+  }
+  if (const char* name = get ? get(ssl, kTlsextNametypeHostName) : nullptr) fresh->sni = name;
   std::lock_guard<std::mutex> lock(g_mu);
   if (!g_taps) g_taps = new absl::flat_hash_map<const void*, TapState*>;
-  auto [it, inserted] = g_taps->try_emplace(ssl, nullptr);
-  if (inserted) {
-    it->second = new TapState;
-    GetServername get = g_get_servername.load();
-    if (!get) {
-      get = reinterpret_cast<GetServername>(engine().next_definition("SSL_get_servername"));
-      g_get_servername.store(get);
-    }
-    if (const char* name = get ? get(ssl, kTlsextNametypeHostName) : nullptr) it->second->sni = name;
-  }
+  auto [it, inserted] = g_taps->try_emplace(ssl, fresh);
+  if (!inserted) delete fresh;  // another thread's call on the same SSL* got there first
   return it->second;
 }
 
@@ -135,6 +143,33 @@ void SslFree(void* ssl) {
 
 }  // namespace
 
+// Every tap lock is taken around fork(), so that the child finds the map and each connection's
+// tracker whole, then re-made in the child, whose only thread is the one that took them. Waiting
+// for them cannot deadlock: a holder takes none of the engine's other locks and calls nothing
+// outside the tap (parsing and one trace write), and no hook holds g_mu and a TapState's mu at
+// once. (Re-making the locks in the child alone would never wait, but would hand it a tracker
+// torn in the middle of an update.)
+void TapLockForFork() {
+  g_mu.lock();
+  if (g_taps) {
+    for (auto& [ssl, t] : *g_taps) t->mu.lock();
+  }
+}
+
+void TapUnlockAfterFork() {
+  if (g_taps) {
+    for (auto& [ssl, t] : *g_taps) t->mu.unlock();
+  }
+  g_mu.unlock();
+}
+
+void TapResetInChild() {
+  new (&g_mu) std::mutex;
+  if (g_taps) {
+    for (auto& [ssl, t] : *g_taps) new (&t->mu) std::mutex;
+  }
+}
+
 bool TapEnabled() { return engine().trace.on() && engine().settings.tap == TapMode::kAuto; }
 
 void InstallTapHooks(awf_functions& hooks) {
@@ -151,13 +186,14 @@ struct PatchTarget {
   const char* name;
   void* hook;
   bool required;
-  void (*set_original)(void* trampoline);
+  void (*publish)(void* trampoline);
 };
 
 template <auto kMember, auto kHook>
 PatchTarget Target(const char* name, bool required) {
   return {name, reinterpret_cast<void*>(kHook), required, [](void* trampoline) {
-            g_trampolines.*kMember = reinterpret_cast<std::remove_reference_t<decltype(g_trampolines.*kMember)>>(trampoline);
+            using Fn = std::remove_reference_t<decltype(g_trampolines.*kMember)>;
+            std::atomic_ref(g_trampolines.*kMember).store(reinterpret_cast<Fn>(trampoline), std::memory_order_release);
           }};
 }
 
@@ -181,7 +217,7 @@ void PatchExecutableOpenSsl() {
       Target<&awf_functions::SSL_free, SslFree>("SSL_free", true),
   };
   std::vector<PatchRequest> requests;
-  std::vector<const PatchTarget*> patched;
+  std::vector<absl::string_view> names;
   for (const PatchTarget& t : targets) {
     ExecutableSymbol fn = FindInExecutable(t.name);
     if (!fn.address) {
@@ -189,22 +225,16 @@ void PatchExecutableOpenSsl() {
       if (!requests.empty()) TraceTapPatch("refused", absl::StrCat("the executable does not define ", t.name));
       return;  // an executable without OpenSSL of its own: nothing to patch, nothing to say
     }
-    requests.push_back({t.name, fn.address, fn.size, t.hook});
-    patched.push_back(&t);
+    requests.push_back({t.name, fn.address, fn.size, t.hook, t.publish});
+    names.push_back(t.name);
   }
-  StatusOr<std::vector<void*>> originals = PatchFunctions(requests);
-  if (!originals.ok()) {
-    TraceTapPatch("refused", originals.status().message());
+  if (Status s = PatchFunctions(requests); !s.ok()) {
+    TraceTapPatch("refused", s.message());
     return;
   }
   // The host name too comes from the executable's OpenSSL (the front's search skips the
   // executable, whose definitions it never interposes).
   g_get_servername.store(reinterpret_cast<GetServername>(FindInExecutable("SSL_get_servername").address));
-  std::vector<absl::string_view> names;
-  for (size_t i = 0; i < patched.size(); i++) {
-    patched[i]->set_original((*originals)[i]);
-    names.push_back(patched[i]->name);
-  }
   TraceTapPatch("patched", absl::StrJoin(names, ","));
 }
 

@@ -1,14 +1,28 @@
 // Patches real machine code in this process and runs it: hand-written functions in an executable
 // page, shaped like the prologues the TLS tap meets in Node.js (endbr64, RIP-relative loads,
-// `test rdi,rdi; je`), and ones it must refuse.
+// `test rdi,rdi; je`), and ones it must refuse; in a child process under a seccomp filter, what a
+// host that refuses writes to code does to the patch.
 #include "../../shim/platform/code_patch.h"
 #include "../../shim/platform/elf_symbols.h"
 
 #include <gtest/gtest.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstddef>
 #include <cstring>
+#include <functional>
+#include <future>
 #include <initializer_list>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "awfshim/x86_relocate.h"
@@ -36,6 +50,7 @@ class CodePage {
     return at;
   }
   void Seal() { ASSERT_EQ(mprotect(page_, kSize, PROT_READ | PROT_EXEC), 0); }
+  uint8_t* page() const { return page_; }
 
  private:
   static constexpr size_t kSize = 4096;
@@ -84,6 +99,26 @@ IntFn g_original_test_je;
 long DoubledAdd(long x) { return 2 * g_original_add(x); }
 long NegatedTestJe(long x) { return -g_original_test_je(x); }
 
+// The entries being patched, and how many of them held a jump when an original was published.
+std::vector<const uint8_t*> g_entries;
+int g_jumps_at_publish;
+void CountJumps() {
+  for (const uint8_t* e : g_entries) g_jumps_at_publish += e[0] == 0xe9 || e[4] == 0xe9;  // after endbr64
+}
+void PublishAdd(void* original) {
+  g_original_add = reinterpret_cast<IntFn>(original);
+  CountJumps();
+}
+void PublishTestJe(void* original) {
+  g_original_test_je = reinterpret_cast<IntFn>(original);
+  CountJumps();
+}
+void PublishNowhere(void*) { ADD_FAILURE() << "a refused patch publishes nothing"; }
+
+PatchRequest AddRequest(IntFn add, void (*publish)(void*) = PublishAdd) {
+  return {"add", reinterpret_cast<void*>(add), kAddConstantSize, reinterpret_cast<void*>(DoubledAdd), publish};
+}
+
 TEST(CodePatch, HookRunsAndTrampolineKeepsOriginalBehaviour) {
   CodePage code;
   auto* add = reinterpret_cast<IntFn>(code.Add(kAddConstant));
@@ -92,12 +127,13 @@ TEST(CodePatch, HookRunsAndTrampolineKeepsOriginalBehaviour) {
   ASSERT_EQ(add(1), 1001);
   ASSERT_EQ(test_je(0), -1);
 
-  PatchRequest requests[] = {{"add", reinterpret_cast<void*>(add), kAddConstantSize, reinterpret_cast<void*>(DoubledAdd)},
-                             {"test_je", reinterpret_cast<void*>(test_je), kTestJeSize, reinterpret_cast<void*>(NegatedTestJe)}};
-  StatusOr<std::vector<void*>> originals = PatchFunctions(requests);
-  ASSERT_TRUE(originals.ok()) << originals.status();
-  g_original_add = reinterpret_cast<IntFn>((*originals)[0]);
-  g_original_test_je = reinterpret_cast<IntFn>((*originals)[1]);
+  PatchRequest requests[] = {AddRequest(add),
+                             {"test_je", reinterpret_cast<void*>(test_je), kTestJeSize, reinterpret_cast<void*>(NegatedTestJe), PublishTestJe}};
+  g_entries = {reinterpret_cast<uint8_t*>(add), reinterpret_cast<uint8_t*>(test_je)};
+  g_jumps_at_publish = 0;
+  Status s = PatchFunctions(requests);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(g_jumps_at_publish, 0) << "every original is published before any entry jumps";
 
   EXPECT_EQ(g_original_add(1), 1001);  // the RIP-relative load still finds K
   EXPECT_EQ(add(1), 2002);             // callers of the function now reach the hook
@@ -107,8 +143,7 @@ TEST(CodePatch, HookRunsAndTrampolineKeepsOriginalBehaviour) {
   EXPECT_EQ(test_je(41), -42);
   EXPECT_EQ(reinterpret_cast<uint8_t*>(add)[0], 0xf3) << "endbr64 stays at the entry";
 
-  StatusOr<std::vector<void*>> again = PatchFunctions(absl::MakeConstSpan(requests, 1));
-  EXPECT_EQ(again.status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(PatchFunctions(absl::MakeConstSpan(requests, 1)).code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(add(1), 2002);
 }
 
@@ -119,23 +154,134 @@ TEST(CodePatch, RefusesAllWhenOneCannotBePatched) {
   auto* loop = reinterpret_cast<IntFn>(code.Add(kLoopIntoPrologue));
   code.Seal();
 
-  PatchRequest short_pair[] = {{"add", reinterpret_cast<void*>(add), kAddConstantSize, reinterpret_cast<void*>(DoubledAdd)},
-                               {"short", too_short, kTooShort.size(), reinterpret_cast<void*>(DoubledAdd)}};
-  StatusOr<std::vector<void*>> r = PatchFunctions(short_pair);
-  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(r.status().message().find("short: too short"), absl::string_view::npos) << r.status();
+  PatchRequest short_pair[] = {AddRequest(add, PublishNowhere),
+                               {"short", too_short, kTooShort.size(), reinterpret_cast<void*>(DoubledAdd), PublishNowhere}};
+  Status r = PatchFunctions(short_pair);
+  EXPECT_EQ(r.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.message().find("short: too short"), absl::string_view::npos) << r;
   EXPECT_EQ(add(1), 1001) << "nothing was written";
 
-  PatchRequest loop_request[] = {{"loop", reinterpret_cast<void*>(loop), kLoopIntoPrologue.size(), reinterpret_cast<void*>(DoubledAdd)}};
+  PatchRequest loop_request[] = {{"loop", reinterpret_cast<void*>(loop), kLoopIntoPrologue.size(), reinterpret_cast<void*>(DoubledAdd), PublishNowhere}};
   r = PatchFunctions(loop_request);
-  EXPECT_EQ(r.status().code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(r.status().message().find("targets +2"), absl::string_view::npos) << r.status();
+  EXPECT_EQ(r.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.message().find("targets +2"), absl::string_view::npos) << r;
   EXPECT_EQ(loop(3), 3);
 }
 
 TEST(CodePatch, RefusesTheShimsOwnCode) {
-  PatchRequest own[] = {{"own", reinterpret_cast<void*>(&DoubledAdd), 16, reinterpret_cast<void*>(NegatedTestJe)}};
-  EXPECT_EQ(PatchFunctions(own).status().code(), StatusCode::kInvalidArgument);
+  PatchRequest own[] = {{"own", reinterpret_cast<void*>(&DoubledAdd), 16, reinterpret_cast<void*>(NegatedTestJe), PublishNowhere}};
+  EXPECT_EQ(PatchFunctions(own).code(), StatusCode::kInvalidArgument);
+}
+
+// A thread that might be running the entry while it changes.
+TEST(CodePatch, RefusesWhileAnotherThreadRuns) {
+  CodePage code;
+  auto* add = reinterpret_cast<IntFn>(code.Add(kAddConstant));
+  code.Seal();
+  std::promise<void> done;
+  std::thread other([f = done.get_future()] { f.wait(); });
+  PatchRequest request[] = {AddRequest(add, PublishNowhere)};
+  Status s = PatchFunctions(request);
+  done.set_value();
+  other.join();
+  EXPECT_EQ(s, FailedPreconditionError("the process already has 2 threads"));
+  EXPECT_EQ(add(1), 1001);
+}
+
+// What the seccomp filter of InChild refuses: writes through /proc/self/mem (pwrite, EIO, as
+// under proc_mem.force_override=never), and mprotect of one page asking for `refused_prot`
+// (EACCES, as SELinux's execmod refuses): any prot with PROT_EXEC, or exactly that prot.
+struct Refusals {
+  bool proc_mem = false;
+  const uint8_t* page = nullptr;
+  int refused_prot = 0;
+  bool any_exec = false;
+};
+
+void InstallFilter(const Refusals& r) {
+  auto arg_low = [](int i) { return static_cast<uint32_t>(offsetof(seccomp_data, args) + 8 * i); };
+  auto page = reinterpret_cast<uintptr_t>(r.page);
+  const uint32_t pwrite_ret = r.proc_mem ? SECCOMP_RET_ERRNO | EIO : SECCOMP_RET_ALLOW;
+  const uint32_t prot_test = r.any_exec ? BPF_JSET : BPF_JEQ;
+  const uint32_t prot = r.any_exec ? PROT_EXEC : static_cast<uint32_t>(r.refused_prot);
+  sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_pwrite64, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, pwrite_ret),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_mprotect, 0, 7),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, arg_low(0)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(page), 0, 5),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, arg_low(0) + 4),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(page >> 32), 0, 3),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, arg_low(2)),
+      BPF_JUMP(BPF_JMP | prot_test | BPF_K, prot, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog prog = {static_cast<unsigned short>(std::size(filter)), filter};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
+    std::perror("seccomp");
+    _exit(2);
+  }
+}
+
+// Runs `body` in a child process under the filter; returns what it returned, or how it died.
+std::string InChild(const Refusals& refusals, const std::function<std::string()>& body) {
+  int out[2];
+  if (pipe(out) != 0) return "no pipe";
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(out[0]);
+    InstallFilter(refusals);
+    std::string result = body();
+    (void)!write(out[1], result.data(), result.size());
+    _exit(0);
+  }
+  close(out[1]);
+  std::string result;
+  char buf[512];
+  for (ssize_t n; (n = read(out[0], buf, sizeof buf)) > 0;) result.append(buf, static_cast<size_t>(n));
+  close(out[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFSIGNALED(status)) return "killed by signal " + std::to_string(WTERMSIG(status));
+  return result;
+}
+
+// Patches `add`, then says how that went and what add(1) returns.
+std::string PatchAndCall(IntFn add) {
+  PatchRequest request[] = {AddRequest(add)};
+  Status s = PatchFunctions(request);
+  return (s.ok() ? std::string("patched") : std::string(s.message())) + "; add(1)=" + std::to_string(add(1));
+}
+
+TEST(CodePatch, WritesThroughProcMemWhereExecutableCannotBeWritable) {
+  CodePage code;
+  auto* add = reinterpret_cast<IntFn>(code.Add(kAddConstant));
+  code.Seal();
+  EXPECT_EQ(InChild({.page = code.page(), .any_exec = true}, [&] { return PatchAndCall(add); }), "patched; add(1)=2002");
+}
+
+TEST(CodePatch, WithoutProcMemThePageIsWritableAndExecutableForTheCopy) {
+  CodePage code;
+  auto* add = reinterpret_cast<IntFn>(code.Add(kAddConstant));
+  code.Seal();
+  EXPECT_EQ(InChild({.proc_mem = true}, [&] { return PatchAndCall(add); }), "patched; add(1)=2002");
+}
+
+// The host refuses both: nothing was written, the code runs as before.
+TEST(CodePatch, RefusesWhenCodeCannotBeWrittenAndStayExecutable) {
+  CodePage code;
+  auto* add = reinterpret_cast<IntFn>(code.Add(kAddConstant));
+  code.Seal();
+  EXPECT_EQ(InChild({.proc_mem = true, .page = code.page(), .any_exec = true}, [&] { return PatchAndCall(add); }),
+            "/proc/self/mem at add: Input/output error; mprotect of add's page to writable+executable: Permission "
+            "denied; add(1)=1001");
+  // Writable+executable, but not read+execute again: left so, with its own code.
+  EXPECT_EQ(InChild({.proc_mem = true, .page = code.page(), .refused_prot = PROT_READ | PROT_EXEC},
+                    [&] { return PatchAndCall(add); }),
+            "/proc/self/mem at add: Input/output error; mprotect of add's page back to read+execute: Permission "
+            "denied; add(1)=1001");
 }
 
 TEST(X86Relocate, RefusesWhatItCannotReencodeOrReach) {
