@@ -14,7 +14,7 @@ extern "C" {
 #endif
 
 /* Bumped whenever anything below changes shape; the engine refuses a front of another version. */
-#define AWF_ABI_VERSION 4
+#define AWF_ABI_VERSION 5
 
 #define AWF_HOOK(ret, name, params, args, when) typedef ret(*awf_##name##_fn) params;
 #define AWF_HOOK_CUSTOM(ret, name, params) typedef ret(*awf_##name##_fn) params;

@@ -48,6 +48,9 @@ Conn* ConnPool::Acquire() {
   c->deadline_us = 0;
   c->handshake_us = -1;
   c->watched = false;
+  c->waiters = 0;
+  c->connect_reported = false;
+  c->shut_rd = c->shut_wr = false;
   c->first_out.clear();
   c->first_in.clear();
   c->hello_done = c->request_done = c->reply_done = false;

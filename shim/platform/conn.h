@@ -60,6 +60,12 @@ struct Conn {
   ProxyReply reply;
   int64_t started_us = 0, deadline_us = 0, handshake_us = -1;
   bool watched = false;  // registered with the pump
+  // Threads of this process waiting in the handshake with mu released (AdvanceUntilSettled).
+  int waiters = 0;
+  // A connect() has reported the tunnel open (the kernel's SS_CONNECTED): later ones get EISCONN.
+  bool connect_reported = false;
+  // shutdown() asked for during the handshake: carried out once the held bytes are flushed.
+  bool shut_rd = false, shut_wr = false;
 
   std::string first_out, first_in;  // bytes under inspection
   bool hello_done = false, request_done = false, reply_done = false;

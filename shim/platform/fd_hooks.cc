@@ -4,6 +4,7 @@
 // engine is loaded). Criteria:
 //  - a connection's state goes with its fd: cleared before the fd is closed (so a new file that
 //    gets the number is never mistaken for it), shared by dup'ed fds until the last one closes;
+//    closing never waits for a handshake in progress, and ends a blocking call waiting for it;
 //  - an fd of the shim's own (trace file, pump) is never closed by the application: close()
 //    reports success and leaves it, bulk closes skip it, dup2/dup3 onto it move it aside first;
 //  - a vfork child (see InVforkChild) changes nothing: its calls are forwarded as they are.
@@ -18,9 +19,20 @@
 
 #include "engine.h"
 #include "pump.h"
+#include "tunnel.h"
 
 namespace awfshim {
 namespace {
+
+// Forgets fd before it is closed or replaced. When it is the last fd of a tunnel whose handshake
+// a thread of this process waits for (a blocking connect, read or write), the socket is shut down
+// too: the waiter wakes now and fails with EBADF, as it would at the deadline.
+void Forget(int fd) {
+  Conn* c = ConnFor(fd);
+  bool wake = c && WaitedOn(*c, fd);
+  UntrackFd(fd);
+  if (wake) real().shutdown(fd, SHUT_RDWR);
+}
 
 // The shim's own fds in [first, last], ascending; with `forget`, the state of the others there
 // is cleared as well.
@@ -34,7 +46,7 @@ std::vector<unsigned> ScanRange(unsigned first, unsigned last, bool forget) {
     if (v == FdTable::kOwned) {
       owned.push_back(fd);
     } else if (v && forget) {
-      UntrackFd(static_cast<int>(fd));
+      Forget(static_cast<int>(fd));
     }
   }
   return owned;
@@ -55,7 +67,7 @@ int CloseRangeAround(unsigned first, unsigned last, int flags, const std::vector
 int Close(int fd) {
   if (InVforkChild()) return real().close(fd);
   if (IsOwnedFd(fd)) return 0;
-  UntrackFd(fd);
+  Forget(fd);
   return real().close(fd);
 }
 
@@ -98,7 +110,7 @@ int Dup(int fd) { return InVforkChild() ? real().dup(fd) : Shared(fd, real().dup
 int Dup2(int oldfd, int newfd) {
   if (oldfd == newfd || InVforkChild()) return real().dup2(oldfd, newfd);
   VacateOwned(newfd);
-  UntrackFd(newfd);
+  Forget(newfd);
   return Shared(oldfd, real().dup2(oldfd, newfd));
 }
 
@@ -106,7 +118,7 @@ int Dup3(int oldfd, int newfd, int flags) {
   if (InVforkChild()) return real().dup3(oldfd, newfd, flags);
   if (oldfd != newfd) {
     VacateOwned(newfd);
-    UntrackFd(newfd);
+    Forget(newfd);
   }
   return Shared(oldfd, real().dup3(oldfd, newfd, flags));
 }

@@ -5,15 +5,18 @@
 //    load, one call, one atomic add);
 //  - a failed tunnel: every call fails with the tunnel's errno, so the proxy's error page never
 //    reaches the application as data;
-//  - a tunnel still in its handshake: a blocking socket waits for it (bounded by the timeout);
+//  - a tunnel still in its handshake: a blocking socket waits for it (bounded by the timeout and
+//    the socket's SO_RCVTIMEO/SO_SNDTIMEO, interrupted by a signal as the kernel's call would be);
 //    a non-blocking read reports EAGAIN (nothing from the target can be there yet) and a
 //    non-blocking write is held and reported written, to be flushed once the tunnel opens;
 //  - reads continue with the application's real read once the reply head is consumed: EAGAIN is
 //    only ever the socket's own answer.
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <mutex>
 
 #include "engine.h"
 #include "inspect.h"
@@ -40,50 +43,73 @@ bool Fail(const Conn& c, ssize_t* rc) {
   return false;
 }
 
-// c.mu held. Brings a pending tunnel as far as it can go for this call.
-void Progress(Conn& c, int fd, int flags) {
-  if (Settled(c) && c.held.empty()) return;
+bool Stop(ssize_t* rc, int err) {
+  errno = err;
+  *rc = -1;
+  return false;
+}
+
+// c.mu held (through `lock`). Brings a pending tunnel as far as it can go for this call: a
+// blocking call waits (AdvanceUntilSettled), bounded by the socket's own timeout for its
+// direction, `opt`. Anything but kSettled ends the call with WaitErrno.
+Wait Progress(Conn& c, std::unique_lock<std::mutex>& lock, int fd, int flags, int opt, const sigset_t* mask) {
+  if (Settled(c) && c.held.empty()) return Wait::kSettled;
   if (NonBlocking(fd, flags)) {
     Advance(c);
     if (c.watched) PumpRearm(c);
-  } else {
-    AdvanceUntilSettled(c);
+    return Wait::kSettled;
   }
+  return AdvanceUntilSettled(c, lock, OwnDeadline(fd, opt), mask);
 }
+
+// What the kernel's own call says where the wait ended: interrupted, the socket's timeout (EAGAIN),
+// or the fd closed by another thread meanwhile.
+int WaitErrno(Wait w) { return w == Wait::kInterrupted ? EINTR : w == Wait::kTimedOut ? EAGAIN : EBADF; }
+
+// Whether a call may wait for c's handshake, read before the lock is taken (signals are held
+// from there on: see SignalsHeld).
+bool MayWait(const Conn& c, int fd, int flags) { return !Settled(c) && !NonBlocking(fd, flags); }
 
 // Returns true to go on with the real read; false to return *rc right away.
 bool BeforeRead(Conn& c, int fd, int flags, ssize_t* rc) {
-  std::lock_guard<std::mutex> lock(c.mu);
+  SignalsHeld signals(MayWait(c, fd, flags));
+  std::unique_lock<std::mutex> lock(c.mu);
   if (c.kind != ConnKind::kTunnel) return true;
-  Progress(c, fd, flags);
-  c.RefreshFast();
+  Wait wait = Progress(c, lock, fd, flags, SO_RCVTIMEO, signals.mask());
+  if (wait != Wait::kClosed) c.RefreshFast();
+  if (wait != Wait::kSettled) return Stop(rc, WaitErrno(wait));
   if (c.phase.load() == Phase::kFailed) return Fail(c, rc);
   if (c.phase.load() != Phase::kOpen) {
-    errno = EAGAIN;
-    *rc = -1;
-    return false;
+    // Nothing from the target can be there yet; after shutdown(SHUT_RD), the end of the stream.
+    if (c.shut_rd) {
+      *rc = 0;
+      return false;
+    }
+    return Stop(rc, EAGAIN);
   }
   return true;
 }
 
 // Returns true to go on with the real write; false to return *rc (bytes held, or failure).
 bool BeforeWrite(Conn& c, int fd, const iovec* iov, int iovcnt, int flags, ssize_t* rc) {
-  std::lock_guard<std::mutex> lock(c.mu);
+  SignalsHeld signals(MayWait(c, fd, flags));
+  std::unique_lock<std::mutex> lock(c.mu);
   if (c.kind == ConnKind::kTunnel) {
-    Progress(c, fd, flags);
-    if (c.phase.load() == Phase::kFailed) {
-      c.RefreshFast();
-      return Fail(c, rc);
+    Wait wait = Progress(c, lock, fd, flags, SO_SNDTIMEO, signals.mask());
+    if (wait != Wait::kClosed) c.RefreshFast();
+    if (wait != Wait::kSettled) return Stop(rc, WaitErrno(wait));
+    if (c.phase.load() == Phase::kFailed) return Fail(c, rc);
+    if (c.shut_wr) {
+      // Shut down for writing (carried out once the held bytes are out): the kernel's answer.
+      lock.unlock();
+      if (!(flags & MSG_NOSIGNAL)) raise(SIGPIPE);
+      return Stop(rc, EPIPE);
     }
     if (c.phase.load() != Phase::kOpen || !c.held.empty()) {
       // Still in the handshake (non-blocking), or earlier bytes not yet flushed: keep order.
       size_t total = 0;
       for (int i = 0; i < iovcnt; i++) total += iov[i].iov_len;
-      if (c.held.size() + total > kMaxHeld) {
-        errno = EAGAIN;
-        *rc = -1;
-        return false;
-      }
+      if (c.held.size() + total > kMaxHeld) return Stop(rc, EAGAIN);
       for (int i = 0; i < iovcnt; i++) c.held.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
       c.bytes_out.fetch_add(total, std::memory_order_relaxed);
       InspectOut(c, iov, iovcnt, total);

@@ -8,10 +8,12 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <mutex>
 #include <new>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "engine.h"
 #include "tunnel.h"
 
@@ -27,6 +29,7 @@ struct Watched {
 std::mutex g_mu;  // guards everything below; taken after a Conn's mu, never before
 std::atomic<int> g_epoll{-1};  // an owned fd; moves if the application dup2()s onto it
 bool g_running = false;
+bool g_said_why_not = false;  // the trace has the `error` event for a pump that cannot start
 // Never freed: the pump thread may still read it while exit handlers run.
 std::vector<Watched>& g_watched = *new std::vector<Watched>;
 
@@ -74,10 +77,7 @@ void ExpireOverdue() {
   for (const Watched& w : due) {
     std::lock_guard<std::mutex> lock(w.conn->mu);
     if (w.conn->generation != w.generation || !w.conn->watched) continue;
-    Advance(*w.conn);
-    if (!Settled(*w.conn)) {
-      FailTunnel(*w.conn, ETIMEDOUT, "no answer from the proxy within the timeout (AWF_SHIM_TIMEOUT_MS)");
-    }
+    Advance(*w.conn);  // past the deadline: fails a handshake still pending
     PumpUnwatch(*w.conn);
     w.conn->RefreshFast();
   }
@@ -102,12 +102,26 @@ void* Loop(void*) {
   return nullptr;
 }
 
-// g_mu held.
+// g_mu held. Once per process: the trace says why there is no pump and what that changes.
+void SayWhyNot(const char* what, int err) {
+  if (g_said_why_not || !engine().trace.on()) return;
+  g_said_why_not = true;
+  JsonWriter w = engine().trace.Event("error");
+  w.Field("where", "pump")
+      .Field("message", absl::StrCat(what, ": ", std::strerror(err)))
+      .Field("effect", "non-blocking tunnels finish their handshake inside connect(), bounded by the timeout");
+  engine().trace.Emit(w);
+}
+
+// g_mu held. Tried again by every tunnel that needs the pump: the limit that stopped it may lift.
 bool StartLocked() {
   if (g_running) return true;
   if (g_epoll < 0) {
     g_epoll = epoll_create1(EPOLL_CLOEXEC);
-    if (g_epoll < 0) return false;
+    if (g_epoll < 0) {
+      SayWhyNot("cannot create the pump's epoll instance", errno);
+      return false;
+    }
     MarkOwnedFd(g_epoll);
   }
   // The pump must never run the application's signal handlers.
@@ -122,7 +136,10 @@ bool StartLocked() {
   int rc = pthread_create(&thread, &attr, Loop, nullptr);
   pthread_attr_destroy(&attr);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  if (rc != 0) return false;
+  if (rc != 0) {
+    SayWhyNot("cannot start the pump thread", rc);
+    return false;
+  }
   pthread_setname_np(thread, "awfshim-pump");
   g_running = true;
   return true;
@@ -130,19 +147,17 @@ bool StartLocked() {
 
 }  // namespace
 
-void PumpWatch(Conn& c) {
+bool PumpWatch(Conn& c) {
   std::lock_guard<std::mutex> lock(g_mu);
-  if (c.watched) return;
-  if (!StartLocked()) {
-    // Without the pump, the handshake still advances on every application call on the fd.
-    return;
-  }
+  if (c.watched) return true;
+  if (!StartLocked()) return false;
   epoll_event ev{};
   ev.events = EpollEvents(c);
   ev.data.u64 = Tag(c);
-  if (epoll_ctl(g_epoll, EPOLL_CTL_ADD, c.fd, &ev) != 0) return;
+  if (epoll_ctl(g_epoll, EPOLL_CTL_ADD, c.fd, &ev) != 0) return false;
   c.watched = true;
   g_watched.push_back({&c, c.generation, c.fd});
+  return true;
 }
 
 void PumpRearm(Conn& c) {
@@ -179,6 +194,7 @@ void PumpResetInChild() {
     real().close(fd);
   }
   g_running = false;
+  g_said_why_not = false;
 }
 
 }  // namespace awfshim

@@ -8,8 +8,10 @@
 
 namespace awfshim {
 
-// c.mu held. Registers c until its handshake settles (or it is closed).
-void PumpWatch(Conn& c);
+// c.mu held. Registers c until its handshake settles (or it is closed). False when there is no
+// pump (no thread or epoll instance could be made; the trace says why, once): then nothing but
+// the application's own calls on the fd moves the handshake or enforces its deadline.
+bool PumpWatch(Conn& c);
 // c.mu held.
 void PumpUnwatch(Conn& c);
 // c.mu held: the pending step changed (e.g. from POLLOUT to POLLIN).

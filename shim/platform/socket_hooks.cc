@@ -1,4 +1,4 @@
-// connect, getsockopt(SO_ERROR), getpeername.
+// connect, getsockopt(SO_ERROR), getpeername, shutdown.
 //
 // Where a connect goes (written down where it is decided):
 //  - a synthetic address: the routed name behind it is tunnelled; an unknown one is refused;
@@ -141,7 +141,35 @@ int Refuse(int fd, const sockaddr* addr, const Route& r, bool nonblocking) {
   return -1;
 }
 
+// What connect() returns for tunnel c after `wait`, as the kernel would: the `first` connect
+// says EINPROGRESS where a later one says EALREADY (pending; SO_SNDTIMEO passed). c.mu held.
+int ConnectResult(Conn& c, Wait wait, bool first) {
+  if (wait == Wait::kClosed) {
+    errno = EBADF;  // another thread closed the fd meanwhile: c is someone else's now
+    return -1;
+  }
+  c.RefreshFast();
+  Phase phase = c.phase.load();
+  if (wait == Wait::kInterrupted) {
+    errno = EINTR;
+  } else if (phase == Phase::kFailed) {
+    errno = c.error;
+  } else if (wait == Wait::kTimedOut || phase != Phase::kOpen || (first && c.nonblocking)) {
+    errno = first ? EINPROGRESS : EALREADY;
+  } else if (c.connect_reported) {
+    errno = EISCONN;
+  } else {
+    c.connect_reported = true;
+    return 0;
+  }
+  return -1;
+}
+
 int StartTunnel(int fd, const sockaddr* addr, Route route, bool nonblocking) {
+  // A blocking connect is bounded by the socket's SO_SNDTIMEO too (read before the socket may be
+  // replaced), and lets the application's signals in while it waits, and only then.
+  int64_t own_deadline_us = nonblocking ? -1 : OwnDeadline(fd, SO_SNDTIMEO);
+  SignalsHeld signals(!nonblocking);
   const Settings& s = engine().settings;
   if (s.refuse_routed()) {
     route.reason = s.proxy ? "configuration errors: routed connections are refused (see the init event)"
@@ -177,28 +205,29 @@ int StartTunnel(int fd, const sockaddr* addr, Route route, bool nonblocking) {
   TrackConn(fd, c);
   TraceConnect(fd, addr, route.host, "tunnel", route.reason, nonblocking);
 
+  // The TCP connect to the proxy never blocks; it goes on in the kernel while the socket is back
+  // in the application's mode, and every later step is non-blocking on its own.
   int status = real().fcntl(fd, F_GETFL, nullptr);
   if (!nonblocking) real().fcntl(fd, F_SETFL, reinterpret_cast<void*>(static_cast<intptr_t>(status | O_NONBLOCK)));
   int rc = real().connect(fd, reinterpret_cast<sockaddr*>(&proxy_addr), proxy_len);
-  if (rc < 0 && errno != EINPROGRESS) {
-    FailTunnel(*c, errno, absl::StrCat("cannot reach the proxy: ", std::strerror(errno)));
-  } else if (nonblocking) {
-    Advance(*c);
-    if (!Settled(*c)) PumpWatch(*c);
-  } else {
-    AdvanceUntilSettled(*c);
-  }
+  int err = errno;
   if (!nonblocking) real().fcntl(fd, F_SETFL, reinterpret_cast<void*>(static_cast<intptr_t>(status)));
-  c->RefreshFast();
-  if (c->phase.load() == Phase::kFailed) {
-    errno = c->error;
-    return -1;
+  Wait wait = Wait::kSettled;
+  if (rc < 0 && err != EINPROGRESS) {
+    FailTunnel(*c, err, absl::StrCat("cannot reach the proxy: ", std::strerror(err)));
+  } else if (!nonblocking) {
+    wait = AdvanceUntilSettled(*c, lock, own_deadline_us, signals.mask());
+  } else {
+    Advance(*c);
+    // Without a pump nothing would wake an application that waits in poll() for input at the
+    // deadline (poll is not hooked): the handshake is finished here, bounded by the timeout. A
+    // handler cannot make a non-blocking connect fail with EINTR, so the wait goes on after one.
+    if (!Settled(*c) && !PumpWatch(*c)) {
+      while ((wait = AdvanceUntilSettled(*c, lock, -1, nullptr)) == Wait::kInterrupted) {
+      }
+    }
   }
-  if (nonblocking) {
-    errno = EINPROGRESS;
-    return -1;
-  }
-  return 0;
+  return ConnectResult(*c, wait, /*first=*/true);
 }
 
 // Follows a direct connection for the trace (application-proxied, or a ClientHello on 443).
@@ -233,22 +262,23 @@ int ConnectRouted(int fd, const sockaddr* addr, socklen_t len, const Route& rout
   return rc;
 }
 
-// A second connect() on a tunnelled fd, as event loops do to poll a pending connect.
-int ConnectAgain(Conn& c) {
-  std::lock_guard<std::mutex> lock(c.mu);
-  Advance(c);
-  c.RefreshFast();
-  switch (c.phase.load()) {
-    case Phase::kOpen:
-      errno = EISCONN;
-      break;
-    case Phase::kFailed:
-      errno = c.error;
-      break;
-    default:
-      errno = EALREADY;
+// A second connect() on a tunnelled fd: an event loop polling a pending connect, or a blocking
+// connect again after EINTR or SO_SNDTIMEO. As the kernel answers it: a blocking one waits again
+// (EALREADY when SO_SNDTIMEO passes first), a non-blocking one says EALREADY while the handshake
+// is pending; the first to find the tunnel open succeeds, later ones get EISCONN.
+int ConnectAgain(Conn& c, int fd) {
+  int fl = real().fcntl(fd, F_GETFL, nullptr);
+  bool blocking = fl >= 0 && !(fl & O_NONBLOCK) && !Settled(c);
+  int64_t own_deadline_us = blocking ? OwnDeadline(fd, SO_SNDTIMEO) : -1;
+  SignalsHeld signals(blocking);
+  std::unique_lock<std::mutex> lock(c.mu);
+  Wait wait = Wait::kSettled;
+  if (blocking) {
+    wait = AdvanceUntilSettled(c, lock, own_deadline_us, signals.mask());
+  } else {
+    Advance(c);
   }
-  return -1;
+  return ConnectResult(c, wait, /*first=*/false);
 }
 
 // The kernel takes an AF_INET6 address from 24 bytes on (RFC 2133's sockaddr_in6, without
@@ -259,7 +289,7 @@ int Connect(int fd, const sockaddr* addr, socklen_t len) {
   if (tl_in_shim || len < sizeof(sockaddr_in) || (addr->sa_family == AF_INET6 && len < kMinSockaddrIn6)) {
     return real().connect(fd, addr, len);
   }
-  if (Conn* c = CheckedConnFor(fd); c && c->kind == ConnKind::kTunnel) return ConnectAgain(*c);
+  if (Conn* c = CheckedConnFor(fd); c && c->kind == ConnKind::kTunnel) return ConnectAgain(*c, fd);
   sockaddr_in6 full{};  // a short AF_INET6 address, completed (scope 0) so nothing reads past it
   if (addr->sa_family == AF_INET6 && len < sizeof full) {
     std::memcpy(&full, addr, len);
@@ -299,6 +329,25 @@ int Getpeername(int fd, sockaddr* addr, socklen_t* len) {
   }
   std::memcpy(addr, &c->peer, std::min<socklen_t>(*len, c->peer_len));
   *len = c->peer_len;
+  return 0;
+}
+
+// shutdown() during the handshake: the FIN would reach the proxy before the bytes the
+// application wrote meanwhile, which the shim holds until the proxy's 200 (Node's socket.end()
+// right after 'connect' lost its request). It is carried out once they are flushed (Advance),
+// and reported done now, as the kernel reports it on the connected socket the application sees.
+int Shutdown(int fd, int how) {
+  Conn* c = CheckedConnFor(fd);
+  if (!c || c->kind != ConnKind::kTunnel || (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)) {
+    return real().shutdown(fd, how);
+  }
+  std::lock_guard<std::mutex> lock(c->mu);
+  Advance(*c);
+  Phase phase = c->phase.load();
+  if (phase == Phase::kFailed || (phase == Phase::kOpen && c->held.empty())) return real().shutdown(fd, how);
+  if (how != SHUT_WR) c->shut_rd = true;
+  if (how != SHUT_RD) c->shut_wr = true;
+  if (c->watched) PumpRearm(*c);
   return 0;
 }
 
@@ -362,6 +411,7 @@ void InstallSocketHooks(awf_functions& hooks) {
   hooks.connect = Connect;
   hooks.getsockopt = Getsockopt;
   hooks.getpeername = Getpeername;
+  hooks.shutdown = Shutdown;
 }
 
 }  // namespace awfshim

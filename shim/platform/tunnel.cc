@@ -1,13 +1,16 @@
 #include "tunnel.h"
 
 #include <sys/socket.h>
+#include <time.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "engine.h"
 #include "events.h"
+#include "pump.h"
 
 namespace awfshim {
 namespace {
@@ -100,6 +103,55 @@ void ReadReply(Conn& c) {
   TraceTunnel(c);
 }
 
+// Sends held application bytes; true when none are left.
+bool FlushHeld(Conn& c) {
+  while (!c.held.empty()) {
+    ssize_t n = real().send(c.fd, c.held.data(), c.held.size(), kSendFlags);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+    if (n < 0) {
+      FailTunnel(c, errno, absl::StrCat("sending held bytes failed: ", std::strerror(errno)));
+      return false;
+    }
+    c.held.erase(0, static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// The shutdown the application asked for during the handshake, now that its bytes are out.
+void ShutDownAsAsked(Conn& c) {
+  int how = c.shut_rd && c.shut_wr ? SHUT_RDWR : c.shut_wr ? SHUT_WR : SHUT_RD;
+  c.shut_rd = c.shut_wr = false;
+  real().shutdown(c.fd, how);
+}
+
+// The tunnel's deadline has passed.
+void Expire(Conn& c) {
+  if (Settled(c)) {
+    FailTunnel(c, ETIMEDOUT, "timed out sending the bytes held during the handshake");
+  } else {
+    FailTunnel(c, ETIMEDOUT, absl::StrCat("no answer from the proxy within ", engine().settings.timeout_ms, " ms"));
+  }
+}
+
+// A handler interrupted the wait. The kernel restarts a blocking socket call after a handler
+// installed with SA_RESTART, unless the socket has a timeout of its own (signal(7)). Which signal
+// it was is not known here: the call restarts only when every handler that could run restarts.
+bool Restarts(bool own_timeout, const sigset_t* mask) {
+  if (own_timeout) return false;
+  sigset_t current;
+  if (!mask) {
+    pthread_sigmask(SIG_SETMASK, nullptr, &current);
+    mask = &current;
+  }
+  for (int sig = 1; sig < NSIG; sig++) {
+    struct sigaction sa;
+    if (sigismember(mask, sig) == 1 || sigaction(sig, nullptr, &sa) != 0) continue;
+    if (sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN && !(sa.sa_flags & SA_RESTART)) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 bool Settled(const Conn& c) {
@@ -124,53 +176,69 @@ void FailTunnel(Conn& c, int err, std::string why) {
   c.failure = std::move(why);
   c.held.clear();
   c.phase.store(Phase::kFailed, std::memory_order_release);
-  shutdown(c.fd, SHUT_RDWR);
+  real().shutdown(c.fd, SHUT_RDWR);
   TraceTunnel(c);
 }
 
 void Advance(Conn& c) {
-  if (c.phase.load() == Phase::kProxyConnecting) {
-    if (!ProxyConnected(c)) return;
-    c.phase.store(Phase::kRequestSending);
-  }
-  if (c.phase.load() == Phase::kRequestSending) {
-    if (!SendRequest(c)) return;
-    c.phase.store(Phase::kReplyWaiting);
-  }
+  if (c.phase.load() == Phase::kProxyConnecting && ProxyConnected(c)) c.phase.store(Phase::kRequestSending);
+  if (c.phase.load() == Phase::kRequestSending && SendRequest(c)) c.phase.store(Phase::kReplyWaiting);
   if (c.phase.load() == Phase::kReplyWaiting) ReadReply(c);
-  if (c.phase.load() == Phase::kOpen && !c.held.empty()) FlushHeld(c);
+  if (c.phase.load() == Phase::kOpen && FlushHeld(c) && (c.shut_rd || c.shut_wr)) ShutDownAsAsked(c);
+  // Whoever looks next enforces the deadline: the pump, or the application itself without one.
+  if (!Settled(c) && MonotonicMicros() >= c.deadline_us) Expire(c);
 }
 
-void AdvanceUntilSettled(Conn& c) {
+Wait AdvanceUntilSettled(Conn& c, std::unique_lock<std::mutex>& lock, int64_t own_deadline_us, const sigset_t* mask) {
+  const uint32_t generation = c.generation;
   for (;;) {
     Advance(c);
-    if (Settled(c) && (c.phase.load() == Phase::kFailed || c.held.empty())) return;
-    int64_t left_us = c.deadline_us - MonotonicMicros();
-    if (left_us <= 0) {
-      if (Settled(c)) {
-        FailTunnel(c, ETIMEDOUT, "timed out sending the bytes held during the handshake");
-      } else {
-        FailTunnel(c, ETIMEDOUT, absl::StrCat("no answer from the proxy within ", engine().settings.timeout_ms, " ms"));
-      }
-      return;
+    int64_t now = MonotonicMicros();
+    bool settled = c.phase.load() == Phase::kFailed || (Settled(c) && c.held.empty());
+    if (!settled && now >= c.deadline_us) {
+      Expire(c);
+      settled = true;
     }
+    if (settled) {
+      if (c.watched) PumpUnwatch(c);
+      return Wait::kSettled;
+    }
+    if (own_deadline_us >= 0 && now >= own_deadline_us) {
+      if (!c.watched) PumpWatch(c);
+      return Wait::kTimedOut;
+    }
+    int64_t left_us = std::min(c.deadline_us, own_deadline_us >= 0 ? own_deadline_us : c.deadline_us) - now;
+    struct timespec left = {static_cast<time_t>(left_us / 1000000), static_cast<long>(left_us % 1000000 * 1000)};
     struct pollfd p = {c.fd, WantedEvents(c), 0};
-    poll(&p, 1, static_cast<int>((left_us + 999) / 1000));
+    // The wait is the application's: its handlers run here, and what they call goes through the
+    // shim as any call of theirs would (a handler that jumps out leaves no lock and no scope).
+    bool in_shim = tl_in_shim;
+    tl_in_shim = false;
+    c.waiters++;
+    lock.unlock();
+    int rc = ppoll(&p, 1, &left, mask);
+    int err = errno;
+    lock.lock();
+    tl_in_shim = in_shim;
+    if (c.generation != generation) return Wait::kClosed;
+    c.waiters--;
+    if (rc < 0 && err == EINTR && !Restarts(own_deadline_us >= 0, mask)) {
+      if (!c.watched) PumpWatch(c);
+      return Wait::kInterrupted;
+    }
   }
 }
 
-bool FlushHeld(Conn& c) {
-  while (!c.held.empty()) {
-    ssize_t n = real().send(c.fd, c.held.data(), c.held.size(), kSendFlags);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
-    if (n < 0) {
-      FailTunnel(c, errno, absl::StrCat("sending held bytes failed: ", std::strerror(errno)));
-      return false;
-    }
-    c.held.erase(0, static_cast<size_t>(n));
-  }
-  return true;
+int64_t OwnDeadline(int fd, int opt) {
+  struct timeval tv {};
+  socklen_t len = sizeof tv;
+  if (real().getsockopt(fd, SOL_SOCKET, opt, &tv, &len) != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0)) return -1;
+  return MonotonicMicros() + int64_t{tv.tv_sec} * 1000000 + tv.tv_usec;
+}
+
+bool WaitedOn(Conn& c, int fd) {
+  std::lock_guard<std::mutex> lock(c.mu);
+  return c.waiters > 0 && c.fd == fd && !c.inherited && c.fd_refs.load() == 1;
 }
 
 }  // namespace awfshim

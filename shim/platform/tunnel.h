@@ -1,9 +1,13 @@
 // The CONNECT handshake on a tunnelled fd, driven from whichever thread gets there first: the
-// application's own calls on the fd or the pump. Every function here expects c.mu held.
+// application's own calls on the fd or the pump. Every function here expects c.mu held, unless
+// it says otherwise.
 #pragma once
 
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 
+#include <mutex>
 #include <string>
 
 #include "conn.h"
@@ -11,17 +15,62 @@
 namespace awfshim {
 
 // Makes as much progress as the socket allows right now, never blocking: finishes the TCP
-// connect to the proxy, sends the request, consumes exactly the reply head, flushes held bytes.
+// connect to the proxy, sends the request, consumes exactly the reply head, flushes held bytes,
+// then carries out a shutdown the application asked for meanwhile. Fails a handshake that is
+// past its deadline.
 void Advance(Conn& c);
-// Blocking sockets: Advance and wait until the tunnel is open or failed (bounded by the deadline).
-void AdvanceUntilSettled(Conn& c);
+
+// How a blocking call's wait for the handshake ended.
+enum class Wait {
+  kSettled,      // open with nothing held, or failed (timed out at the tunnel's deadline included)
+  kInterrupted,  // a signal handler ran and the call is not restarted: the caller says EINTR
+  kTimedOut,     // the socket's own timeout (SO_SNDTIMEO/SO_RCVTIMEO) passed first
+  kClosed,       // the application closed the fd meanwhile: c belongs to someone else now
+};
+// Blocking calls: Advance and wait until settled, bounded by the tunnel's deadline and by
+// `own_deadline_us` (the socket's own timeout as a deadline; -1: none). The wait releases c.mu
+// (held through `lock`), so the application's other threads go on with the fd, close included,
+// and runs with the signal mask `mask` (null: the thread's own): the application's handlers run
+// there. After kInterrupted and kTimedOut the handshake goes on in the pump, as a kernel connect
+// goes on after EINTR. After kClosed, c must not be touched.
+Wait AdvanceUntilSettled(Conn& c, std::unique_lock<std::mutex>& lock, int64_t own_deadline_us, const sigset_t* mask);
+// No lock needed. The socket's SO_SNDTIMEO or SO_RCVTIMEO (`opt`) as a deadline from now; -1
+// when not set.
+int64_t OwnDeadline(int fd, int opt);
+
 bool Settled(const Conn& c);
 // What the next step waits for (POLLOUT or POLLIN).
 short WantedEvents(const Conn& c);
 // Marks the tunnel failed (every later call on the fd fails with `err`), traces why, and shuts
 // the socket down so that anyone waiting on it wakes up.
 void FailTunnel(Conn& c, int err, std::string why);
-// Sends held application bytes; true when none are left.
-bool FlushHeld(Conn& c);
+// Takes c.mu. Whether closing `fd`, the connection's last, must shut the socket down first, so
+// that a thread of this process waiting in AdvanceUntilSettled wakes up now, not at the deadline.
+bool WaitedOn(Conn& c, int fd);
+
+// A blocking call that may wait for the handshake holds the application's signals back from
+// before it takes any lock, and lets them in only while it waits (mask()): a handler — which may
+// siglongjmp() out, as wget's connect timeout does — then never runs while the shim holds a lock
+// or is halfway through its own work.
+class SignalsHeld {
+ public:
+  explicit SignalsHeld(bool hold) : hold_(hold) {
+    if (!hold_) return;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &app_);
+  }
+  ~SignalsHeld() {
+    if (hold_) pthread_sigmask(SIG_SETMASK, &app_, nullptr);
+  }
+  SignalsHeld(const SignalsHeld&) = delete;
+  SignalsHeld& operator=(const SignalsHeld&) = delete;
+  // The application's mask, to wait with; null when nothing is held.
+  const sigset_t* mask() const { return hold_ ? &app_ : nullptr; }
+
+ private:
+  bool hold_;
+  sigset_t app_;
+};
 
 }  // namespace awfshim
