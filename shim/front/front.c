@@ -108,14 +108,17 @@ static int collect_name(struct dl_phdr_info *info, size_t size, void *arg) {
 }
 
 /* `name` as the object `object` (a path) sees it: its own definition or its dependencies' (dlsym
- * on an object's handle searches its dependency list); never the front's, never loads anything. */
+ * on an object's handle searches its dependency list); never the front's, never loads anything.
+ * A definition found is kept loaded: the reference RTLD_NOLOAD took is not given back, so the
+ * pointer the front keeps cannot outlive its library (a concurrent dlclose unmapped one). */
 static void *definition_in(const char *object, const char *name) {
   void *handle = dlopen(object, RTLD_LAZY | RTLD_NOLOAD);
   if (!handle) return NULL;
   void *sym = dlsym(handle, name);
-  dlclose(handle); /* RTLD_NOLOAD took a reference */
   Dl_info home;
-  return sym && dladdr(sym, &home) && home.dli_fbase == front_base() ? NULL : sym;
+  if (sym && !(dladdr(sym, &home) && home.dli_fbase == front_base())) return sym;
+  dlclose(handle);
+  return NULL;
 }
 
 /* `name` as the caller at `site` is linked: the site's object is running, so it stays loaded. */
