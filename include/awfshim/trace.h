@@ -28,6 +28,9 @@ class Trace {
   // no symbolic link, in any component. Its fd is never 0, 1 or 2 (a process that started with
   // stdout closed keeps its output out of the trace). I/O goes through `real`, never a hook.
   Status Open(absl::string_view spec, absl::string_view exe, const awf_functions* real);
+  // fork(): no other thread is inside a write to a pipe while the process forks.
+  void LockForFork() { pipe_mu_.lock(); }
+  void UnlockAfterFork() { pipe_mu_.unlock(); }
   // A fork child: with %p in the spec, continue in a file of the child's own.
   void ReopenInChild();
   // At exit: report what was dropped and not reported yet.

@@ -114,9 +114,11 @@ void BeforeFork() {
   engine().pool.LockForFork();
   PumpLockForFork();
   TapLockForFork();
+  engine().trace.LockForFork();  // last: the tap writes events while holding its own locks
 }
 
 void AfterForkInParent() {
+  engine().trace.UnlockAfterFork();
   TapUnlockAfterFork();
   PumpUnlockAfterFork();
   engine().pool.UnlockAfterFork();
@@ -128,6 +130,8 @@ void AfterForkInParent() {
 // The connections it inherits are the parent's too (see Conn::inherited).
 void AfterForkInChild() {
   engine().pid = getpid();
+  engine().trace.UnlockAfterFork();
+  engine().trace.ReopenInChild();  // a %p trace: the child's events go to a file of its own
   TapResetInChild();
   PumpResetInChild();
   engine().pool.ResetLocksInChild();

@@ -124,7 +124,8 @@ void Trace::ReopenInChild() {
   fd_ = -1;
   // The child's own file takes the parent's fd number, which stays marked as the shim's. If it
   // cannot be opened the child traces nothing (the number stays open, close-on-exec, unused).
-  if (Open(spec_, exe_, real_).ok() && fd_ != old) {
+  std::string spec = spec_, exe = exe_;  // Open() assigns both: hand it copies, not views of them
+  if (Open(spec, exe, real_).ok() && fd_ != old) {
     int child = fd_;
     fd_ = real_->dup3(child, old, O_CLOEXEC) == old ? old : -1;
     real_->close(child);

@@ -135,6 +135,22 @@ class TracePath(TempDirTest):
         self.assertEqual(os.stat(trace).st_mode & 0o777, 0o600)
         self.assertTrue(read_trace(trace))
 
+    def test_a_fork_child_writes_its_own_percent_p_file(self):
+        trace = self.path("trace-%p.jsonl")
+        code = (f"import os, socket; socket.getaddrinfo('{net.API}', 443)\n"
+                "pid = os.fork()\n"
+                f"if pid == 0:\n    socket.getaddrinfo('{net.API}', 443); os._exit(0)\n"
+                "os.waitpid(pid, 0); print(pid)\n")
+        r = run([PYTHON, "-c", code], env=env(AWF_SHIM_TRACE=trace))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        child = int(r.stdout)
+        files = sorted(os.listdir(self.dir))
+        self.assertEqual(len(files), 2, files)
+        by_pid = {int(f.split("-")[1].split(".")[0]): read_trace(self.path(f)) for f in files}
+        self.assertEqual([e["pid"] for e in by_pid[child]], [child])  # its one dns event, in its own file
+        parent = next(p for p in by_pid if p != child)
+        self.assertEqual({e["pid"] for e in by_pid[parent]}, {parent})
+
     def test_stdout_closed_at_start_keeps_the_applications_output_out_of_the_trace(self):
         trace = self.path("trace.jsonl")
         code = (f"import os, socket; socket.getaddrinfo('{net.API}', 443)\n"
