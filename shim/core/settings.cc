@@ -367,13 +367,28 @@ bool IsSettingsVariable(absl::string_view name) {
          in(kNoProxyVariables);
 }
 
+namespace {
+
+// A proxy URL may carry credentials, and a malformed one may have them anywhere (no '@':
+// "http://user:S3cret" reads as host "user", port "S3cret"): an error quotes a piece only when
+// it has the shape of what it claims to be.
+bool LooksLike(absl::string_view piece, absl::string_view allowed_punctuation, size_t max_len) {
+  return !piece.empty() && piece.size() <= max_len && std::all_of(piece.begin(), piece.end(), [&](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || absl::StrContains(allowed_punctuation, c);
+  });
+}
+
+}  // namespace
+
 StatusOr<ProxyUrl> ProxyUrl::Parse(absl::string_view url) {
   ProxyUrl p;
   absl::string_view rest = absl::StripAsciiWhitespace(url);
   if (size_t scheme_end = rest.find("://"); scheme_end != absl::string_view::npos) {
     std::string scheme = absl::AsciiStrToLower(rest.substr(0, scheme_end));
     if (scheme != "http") {
-      return InvalidArgumentError(absl::StrCat("unsupported proxy scheme '", scheme, "' (only http)"));
+      return InvalidArgumentError(LooksLike(scheme, "+.-", 16)
+                                      ? absl::StrCat("unsupported proxy scheme '", scheme, "' (only http)")
+                                      : std::string("unsupported proxy scheme (only http)"));
     }
     rest = rest.substr(scheme_end + 3);
   }
@@ -388,8 +403,7 @@ StatusOr<ProxyUrl> ProxyUrl::Parse(absl::string_view url) {
     StatusOr<std::string> user = PercentDecode(userinfo.substr(0, colon));
     StatusOr<std::string> pass =
         PercentDecode(colon == absl::string_view::npos ? absl::string_view() : userinfo.substr(colon + 1));
-    if (!user.ok()) return user.status();
-    if (!pass.ok()) return pass.status();
+    if (!user.ok() || !pass.ok()) return InvalidArgumentError("a bad %-escape in the proxy credentials");
     p.user = *std::move(user);
     p.password = *std::move(pass);
   }
@@ -410,16 +424,21 @@ StatusOr<ProxyUrl> ProxyUrl::Parse(absl::string_view url) {
     // Only an IPv6 literal has colons, and it must be in brackets ("[::1]:3128").
     if (!bracketed || host.find(':') == absl::string_view::npos || !Cidr::Parse(host).ok() ||
         host.find_first_of("[]/") != absl::string_view::npos) {
-      return InvalidArgumentError(absl::StrCat("bad proxy host '", host, "' (an IPv6 address goes in brackets)"));
+      return InvalidArgumentError(LooksLike(host, ":.%", 64) ? absl::StrCat("bad proxy host '", host,
+                                                                              "' (an IPv6 address goes in brackets)")
+                                                              : std::string("bad proxy host (an IPv6 address goes in brackets)"));
     }
   } else if (StatusOr<HostPattern> hp = HostPattern::Parse(host);
              !hp.ok() || absl::StrContains(host, "*")) {
-    return InvalidArgumentError(absl::StrCat("bad proxy host '", host, "'"));
+    return InvalidArgumentError(LooksLike(host, ".-_", 253) ? absl::StrCat("bad proxy host '", host, "'")
+                                                            : std::string("bad proxy host"));
   }
   if (!port.empty()) {
     int n = 0;
     if (!absl::SimpleAtoi(port, &n) || n < 1 || n > 65535) {
-      return InvalidArgumentError(absl::StrCat("bad proxy port '", port, "'"));
+      return InvalidArgumentError(port.size() <= 10 && port.find_first_not_of("0123456789") == absl::string_view::npos
+                                      ? absl::StrCat("bad proxy port '", port, "' (1 to 65535)")
+                                      : std::string("bad proxy port (not a number from 1 to 65535)"));
     }
     p.port = static_cast<uint16_t>(n);
   }

@@ -1,14 +1,16 @@
 """The preloaded front: what it exports, what it depends on, and that it changes nothing where
 the shim is inert — checked on real programs."""
+import http.server
+import json
 import os
 import re
 import subprocess
 import threading
-import http.server
 import unittest
+import urllib.parse
 
-from harness import (ENGINE, FRONT, PROGRAMS, PYTHON, SENTINEL_MARK, SENTINEL_PROXY_USER, TempDirTest, base_env,
-                     proxy_url, read_trace, run, shim_env)
+from harness import (ENGINE, FRONT, PROGRAMS, PYTHON, SENTINEL_MARK, SENTINEL_PROXY_PASSWORD, SENTINEL_PROXY_USER,
+                     TempDirTest, base_env, proxy_url, read_trace, run, shim_env)
 
 HOOKS_DEF = os.path.join(os.path.dirname(__file__), "..", "..", "include", "awfshim", "hooks.def")
 
@@ -228,6 +230,22 @@ class BadConfiguration(TempDirTest):
         self.assertTrue(all(e["effect"] == "refuse routed connections" for e in errors))
         init = [e for e in events if e["ev"] == "init"][0]
         self.assertTrue(init["refuse_routed"])
+
+    def test_a_malformed_proxy_url_is_an_error_that_repeats_no_credential(self):
+        # "http://user:password" without '@' reads as host "user", port "password": the error used to
+        # quote the port (the password) on stderr of every process and in init.errors. The secrets
+        # scan searches both for the sentinel password as well.
+        password = urllib.parse.quote(SENTINEL_PROXY_PASSWORD, safe="")
+        for url in (f"http://{SENTINEL_PROXY_USER}:{password}", f"{SENTINEL_PROXY_USER}:{password}://h:1"):
+            trace = self.path("t.jsonl")
+            env = shim_env(AWF_SHIM="1", AWF_SHIM_TRACE=trace, HTTPS_PROXY=url)
+            r = run([PYTHON, "-c", "import socket; socket.getaddrinfo('localhost', 80)"], env=env)
+            self.assertEqual(r.returncode, 0)
+            self.assertRegex(r.stderr, r"^awf-shim: HTTPS_PROXY: (bad proxy port|unsupported proxy scheme) \(")
+            init = [e for e in read_trace(trace) if e["ev"] == "init"][0]
+            for text in (r.stderr, json.dumps(init)):
+                self.assertNotIn(SENTINEL_MARK, text)
+            os.unlink(trace)
 
     def test_trace_path_through_a_symlink_is_refused(self):
         target = self.path("target")

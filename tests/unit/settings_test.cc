@@ -54,6 +54,21 @@ TEST(ProxyUrl, ParsesTheFirewallsProxyAndCredentials) {
   EXPECT_EQ(v6->Authority(), "[::1]:3128");
 }
 
+// A malformed proxy URL may hold its credentials anywhere; no error repeats them (they went to
+// stderr of every process and into init.errors).
+TEST(ProxyUrl, ErrorsNeverRepeatCredentials) {
+  for (const char* bad : {"http://user:S3cretPw", "HTTPS://x:S3cretPw", "user:S3cretPw://ss@h:1",
+                          "http://user:p%zzS3cretPw@h:1", "http://u:S3cretPw@[::1", "http://u:S3cretPw@h:S3cretPw",
+                          "http://u:S3cretPw@h!x:1", "S3cretPw:x", "http://S3cretPw:x"}) {
+    auto p = ProxyUrl::Parse(bad);
+    ASSERT_FALSE(p.ok()) << bad;
+    EXPECT_EQ(p.status().message().find("S3cretPw"), std::string::npos) << bad << " -> " << p.status().message();
+  }
+  // What is quoted still helps: a plain scheme, host or number.
+  EXPECT_EQ(ProxyUrl::Parse("socks5://h:1").status().message(), "unsupported proxy scheme 'socks5' (only http)");
+  EXPECT_EQ(ProxyUrl::Parse("http://h:70000").status().message(), "bad proxy port '70000' (1 to 65535)");
+}
+
 TEST(ProxyUrl, RejectsWhatItCannotUse) {
   for (const char* bad : {"socks5://h:1080", "https://h:3128", "http://:3128", "http://h:0", "http://h:70000",
                           "http://h:port", "http://h:3128/path", "http://[::1:3128", "http://u:%zz@h:1", "http://*:1",
