@@ -121,7 +121,9 @@ void NameBook::Remember(absl::string_view name, const AddrKey& addr) {
   auto [old_addr, old_name] = std::move(remembered_order_.front());
   remembered_order_.pop_front();
   auto old = remembered_.find(old_addr);
-  std::erase_if(old->second, [&](const Remembered& r) { return r.name == old_name; });
+  // A named copy: clang 14 does not let a lambda capture a structured binding.
+  const std::string& forgotten = old_name;
+  std::erase_if(old->second, [&](const Remembered& r) { return r.name == forgotten; });
   if (old->second.empty()) remembered_.erase(old);
 }
 
