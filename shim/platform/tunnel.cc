@@ -103,7 +103,8 @@ void ReadReply(Conn& c) {
   TraceTunnel(c);
 }
 
-// Sends held application bytes; true when none are left.
+// Sends held application bytes, counting them out only now (a refused tunnel sent none); true
+// when none are left.
 bool FlushHeld(Conn& c) {
   while (!c.held.empty()) {
     ssize_t n = real().send(c.fd, c.held.data(), c.held.size(), kSendFlags);
@@ -114,6 +115,7 @@ bool FlushHeld(Conn& c) {
       return false;
     }
     c.held.erase(0, static_cast<size_t>(n));
+    c.bytes_out.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
   }
   return true;
 }
@@ -137,6 +139,8 @@ void Expire(Conn& c) {
 // A handler interrupted the wait. The kernel restarts a blocking socket call after a handler
 // installed with SA_RESTART, unless the socket has a timeout of its own (signal(7)). Which signal
 // it was is not known here: the call restarts only when every handler that could run restarts.
+// Fault signals are left out: they come from the faulting instruction, never to a thread asleep
+// in ppoll, and runtimes (V8, the JVM, sanitizers) handle them without SA_RESTART.
 bool Restarts(bool own_timeout, const sigset_t* mask) {
   if (own_timeout) return false;
   sigset_t current;
@@ -145,6 +149,7 @@ bool Restarts(bool own_timeout, const sigset_t* mask) {
     mask = &current;
   }
   for (int sig = 1; sig < NSIG; sig++) {
+    if (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP || sig == SIGSYS) continue;
     struct sigaction sa;
     if (sigismember(mask, sig) == 1 || sigaction(sig, nullptr, &sa) != 0) continue;
     if (sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN && !(sa.sa_flags & SA_RESTART)) return false;
