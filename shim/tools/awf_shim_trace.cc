@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "trace_errors.h"
 #include "trace_event.h"
@@ -43,7 +44,7 @@ constexpr char kUsage[] =
     "\n"
     "options:\n"
     "  --pid N     only events of process N\n"
-    "  --host H    only events about host H (host, tunnel target or address)\n"
+    "  --host H    only events about host H, whatever the port (host, tunnel target or address)\n"
     "  --json      JSON output (summary: one object; errors: one object per line)\n"
     "  --follow    keep reading files as they grow (every 200 ms) until SIGINT\n"
     "  -o, --output FILE   where har writes\n"
@@ -143,8 +144,14 @@ Options ParseArgs(int argc, char** argv) {
       o.pid = pid;
     } else if (name == "--host") {
       take_value();
-      if (value.empty()) UsageError(cmd, "--host wants a host name");
-      o.host = absl::AsciiStrToLower(value);
+      const HostPort hp = SplitHostPort(value);
+      if (hp.host.empty()) UsageError(cmd, "--host wants a host name");
+      // Hosts are keyed by name alone (EventHost): a port would select nothing.
+      if (hp.port != 0) {
+        UsageError(cmd, Cat("--host takes a host without a port, not '", value,
+                            "' (the summary lists the ports of each host)"));
+      }
+      o.host = absl::AsciiStrToLower(A(hp.host));
     } else if (name == "-o" || name == "--output") {
       only_for({Command::kHar}, "har");
       take_value();
@@ -169,14 +176,7 @@ Options ParseArgs(int argc, char** argv) {
 
 bool Matches(const Options& o, const Event& e) {
   if (o.pid && e.pid != *o.pid) return false;
-  if (!o.host.empty()) {
-    std::string_view h = EventHost(e);
-    if (h.size() != o.host.size()) return false;
-    for (size_t i = 0; i < h.size(); ++i) {
-      if (absl::ascii_tolower(static_cast<unsigned char>(h[i])) != o.host[i]) return false;
-    }
-  }
-  return true;
+  return o.host.empty() || absl::EqualsIgnoreCase(A(EventHost(e).host), o.host);
 }
 
 void Write(const std::string& s) {

@@ -161,21 +161,39 @@ std::string Iso(int64_t us, int digits) {
   return buf;
 }
 
-std::string_view HostOfTarget(std::string_view t) {
-  if (!t.empty() && t[0] == '[') {
-    size_t close = t.find(']');
-    return close == std::string_view::npos ? t.substr(1) : t.substr(1, close - 1);
+HostPort SplitHostPort(std::string_view s) {
+  // A port is 1 to 5 digits after the last colon: of "[v6]" or of a name with no other colon.
+  auto port_of = [](std::string_view digits, int64_t* port) {
+    return !digits.empty() && digits.size() <= 5 && Digits(digits, 0, digits.size(), port);
+  };
+  int64_t port = 0;
+  if (!s.empty() && s[0] == '[') {
+    size_t close = s.find(']');
+    if (close == s.size() - 1) return {s.substr(1, close - 1)};
+    if (close != std::string_view::npos && s[close + 1] == ':' && port_of(s.substr(close + 2), &port)) {
+      return {s.substr(1, close - 1), port};
+    }
+    return {s};
   }
-  size_t colon = t.rfind(':');
-  if (colon != std::string_view::npos && t.find(':') == colon) return t.substr(0, colon);
-  return t;
+  size_t colon = s.rfind(':');
+  if (colon != std::string_view::npos && s.find(':') == colon && port_of(s.substr(colon + 1), &port)) {
+    return {s.substr(0, colon), port};
+  }
+  return {s};
 }
 
-std::string_view EventHost(const Event& e) {
-  if (!e.hot.host.empty()) return HostOfTarget(e.hot.host);
-  if (!e.hot.target.empty()) return HostOfTarget(e.hot.target);
-  if (!e.hot.addr.empty()) return HostOfTarget(e.hot.addr);
-  return {};
+HostPort EventHost(const Event& e) {
+  const Event::Hot& f = e.hot;
+  HostPort hp = SplitHostPort(!f.host.empty() ? f.host : !f.target.empty() ? f.target : f.addr);
+  if (hp.port == 0 && f.port && *f.port > 0 && *f.port <= 65535) hp.port = *f.port;
+  if (hp.port == 0 && !f.addr.empty()) hp.port = SplitHostPort(f.addr).port;
+  return hp;
+}
+
+std::string JoinHostPort(std::string_view host, int64_t port) {
+  std::string s = host.find(':') == std::string_view::npos ? std::string(host) : Cat("[", host, "]");
+  if (port != 0) Append(&s, ":", port);
+  return s;
 }
 
 std::string_view SquidErrorName(std::string_view s) {

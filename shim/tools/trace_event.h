@@ -36,7 +36,7 @@ struct Event {
   // each up with Str/Int/… costs a scan of the object). Absent: null data / nullopt / false.
   struct Hot {
     std::string_view host, target, addr, decision, result, by, squid_error, err, method, path;
-    std::optional<int64_t> fd, status, bytes_out, bytes_in;
+    std::optional<int64_t> fd, port, status, bytes_out, bytes_in;
     std::optional<double> ms;
     bool open_at_exit = false;
     bool has_error = false;
@@ -69,10 +69,20 @@ bool ParseTs(std::string_view ts, int64_t* us);
 std::string TimeOfDay(int64_t us);      // "17:38:44.123456"
 std::string Iso(int64_t us, int digits);  // digits 3: "2026-11-28T17:38:44.123Z", 6: µs
 
-// The host of "host:port" / "[v6]:port" (brackets removed).
-std::string_view HostOfTarget(std::string_view target);
-// The host an event is about: "host", else the host of "target", else of "addr".
-std::string_view EventHost(const Event& e);
+struct HostPort {
+  std::string_view host;  // without brackets, as written
+  int64_t port = 0;       // 0: none named
+};
+// "host:port", "[v6]:port", "[v6]" or a bare host (a bare IPv6 address has no port).
+HostPort SplitHostPort(std::string_view s);
+// The host an event is about and its port where it names one: `host`, else `target`, else
+// `addr`; the port in that field, else `port` (close: an application's CONNECT puts host:port in
+// `host`, `port` is then the proxy's), else the one of `addr` (connect: a routed name's). Every
+// command keys hosts by this host (ASCII case aside) whatever the port, so a connection's events,
+// which do not all name its port, meet in one row.
+HostPort EventHost(const Event& e);
+// "host:port", "[v6]:port"; without ":port" when port is 0.
+std::string JoinHostPort(std::string_view host, int64_t port);
 // "ERR_ACCESS_DENIED 0" → "ERR_ACCESS_DENIED".
 std::string_view SquidErrorName(std::string_view squid_error);
 

@@ -103,9 +103,9 @@ void HarWriter::Add(const Event& e) {
   std::string_view path = Str(e, "path", "/");
   if (path.empty()) path = "/";
   const std::string_view scheme = Str(e, "scheme", "https");
-  const std::optional<int64_t> port = Int(e, "port");
-  std::string url = Cat(scheme, "://", host);
-  if (port && *port != (scheme == "http" ? 80 : 443)) Append(&url, ":", *port);
+  // The host and port as every command reads them (EventHost): a port in the Host header first.
+  const HostPort hp = EventHost(e);
+  std::string url = Cat(scheme, "://", JoinHostPort(hp.host, hp.port == (scheme == "http" ? 80 : 443) ? 0 : hp.port));
   Append(&url, path[0] == '/' ? "" : "/", path);
   const std::string_view version = Str(e, "version", Str(e, "http_version", "HTTP/1.1"));
   const std::optional<int64_t> req_bytes = Int(e, "req_bytes");

@@ -76,6 +76,7 @@ bool TakeField(std::string_view k, element v, Event* e) {
       if (k == "host") return Get(v, &h.host), true;
       if (k == "addr") return Get(v, &h.addr), true;
       if (k == "path") return Get(v, &h.path), true;
+      if (k == "port") return Get(v, &h.port), true;
       return false;
     case 5:
       if (k == "errno") return Get(v, &h.err), true;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/strings/ascii.h"
 
 namespace awfshim::tracetool {
 namespace {
@@ -58,23 +59,39 @@ Summary::Proc& Summary::ProcFor(const Event& e) {
   return p;
 }
 
-Summary::Host& Summary::HostFor(std::string_view name) {
-  if (name.empty()) name = "?";
-  if (last_host_ != UINT32_MAX && hosts_[last_host_].name == name) return hosts_[last_host_];
-  auto it = host_index_.find(A(name));
-  if (it != host_index_.end()) return hosts_[last_host_ = it->second];
-  if (hosts_.size() >= kMaxHosts) {  // the rest share one row
+Summary::Host& Summary::HostFor(const Event& e) {
+  const HostPort hp = EventHost(e);
+  host_.assign(hp.host.empty() ? "?" : hp.host);
+  absl::AsciiStrToLower(&host_);
+  Host* h;
+  if (last_host_ != UINT32_MAX && hosts_[last_host_].name == host_) {
+    h = &hosts_[last_host_];
+  } else if (auto it = host_index_.find(host_); it != host_index_.end()) {
+    h = &hosts_[last_host_ = it->second];
+  } else if (hosts_.size() >= kMaxHosts) {  // the rest share one row
     if (other_host_ == UINT32_MAX) {
       other_host_ = static_cast<uint32_t>(hosts_.size());
       hosts_.emplace_back().name = "(other hosts)";
     }
-    return hosts_[other_host_];
+    h = &hosts_[other_host_];
+  } else {
+    last_host_ = static_cast<uint32_t>(hosts_.size());
+    host_index_.emplace(host_, last_host_);
+    h = &hosts_.emplace_back();
+    h->name = host_;
   }
-  last_host_ = static_cast<uint32_t>(hosts_.size());
-  host_index_.emplace(std::string(name), last_host_);
-  Host& h = hosts_.emplace_back();
-  h.name = std::string(name);
-  return h;
+  if (hp.port > 0 && hp.port <= 65535) {
+    const auto port = static_cast<uint16_t>(hp.port);
+    auto at = std::lower_bound(h->ports.begin(), h->ports.end(), port);
+    if (at == h->ports.end() || *at != port) {
+      if (h->ports.size() < kMaxPorts) {
+        h->ports.insert(at, port);
+      } else {
+        h->more_ports = true;
+      }
+    }
+  }
+  return *h;
 }
 
 void Summary::AddError(const Event& e, std::string what) {
@@ -95,7 +112,7 @@ void Summary::AddError(const Event& e, std::string what) {
 void Summary::AddTunnel(const Event& e, Proc& p) {
   const Event::Hot& f = e.hot;
   std::string_view target = f.target;
-  Host& h = HostFor(HostOfTarget(target));
+  Host& h = HostFor(e);
   const bool ok = f.result == "open";
   const bool app = f.by == "application";
   const int64_t status = f.status.value_or(0);
@@ -131,7 +148,8 @@ void Summary::AddHttp(const Event& e, Proc& p) {
   std::string_view method = e.hot.method;
   std::string_view path = PathOnly(e.hot.path);
   int64_t status = e.hot.status.value_or(0);
-  ++HostFor(host).http;
+  Host& h = HostFor(e);  // the request groups go by the same host as the Hosts rows
+  ++h.http;
   const bool unparsed = method.empty();
   if (unparsed) {  // e.g. HTTP/2: the tap saw the connection, not its requests
     ++http_unparsed_;
@@ -145,7 +163,7 @@ void Summary::AddHttp(const Event& e, Proc& p) {
     AddError(e, Cat("http ", method, " ", host, path, ": ", status == 0 ? "no response" : Cat(status)));
   }
   key_.clear();
-  Append(&key_, host, "\n", method, "\n", path, "\n", status);
+  Append(&key_, h.name, "\n", method, "\n", path, "\n", status);
   auto it = http_index_.find(key_);
   HttpGroup* g;
   if (it != http_index_.end()) {
@@ -162,7 +180,7 @@ void Summary::AddHttp(const Event& e, Proc& p) {
   } else {
     http_index_.emplace(key_, static_cast<uint32_t>(http_groups_.size()));
     g = &http_groups_.emplace_back();
-    g->host = std::string(host);
+    g->host = h.name;
     g->method = std::string(method);
     g->path = std::string(path);
     g->status = status;
@@ -191,7 +209,7 @@ void Summary::Add(const Event& e) {
   switch (e.ev) {
     case Ev::kConnect: {
       ++p.connects;
-      ++HostFor(EventHost(e)).connects;
+      ++HostFor(e).connects;
       std::string_view d = e.hot.decision;
       if (d == "tunnel") {
         ++p.tunnel;
@@ -212,7 +230,7 @@ void Summary::Add(const Event& e) {
       AddTunnel(e, p);
       break;
     case Ev::kClose: {
-      Host& h = HostFor(HostOfTarget(e.hot.host));
+      Host& h = HostFor(e);
       // A fork child's copy closing ends nothing: only its bytes count.
       if (!Bool(e, "inherited")) ++h.closes;
       h.bytes_out += static_cast<uint64_t>(std::max<int64_t>(0, e.hot.bytes_out.value_or(0)));

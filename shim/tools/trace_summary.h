@@ -19,6 +19,7 @@ class Summary {
  public:
   static constexpr size_t kMaxSamples = 10000;
   static constexpr size_t kMaxOutcomes = 16;     // distinct tunnel outcomes kept per host
+  static constexpr size_t kMaxPorts = 16;        // ports listed per host
   static constexpr size_t kMaxErrorGroups = 1000;
   // Past these, further processes / hosts / request groups share one "(other …)" row each.
   static constexpr size_t kMaxProcs = 10000;
@@ -50,8 +51,11 @@ class Summary {
     uint64_t count = 0;
     std::string Label() const;
   };
+  // One per host name, lowercased, whatever the port (EventHost): the ports are listed.
   struct Host {
     std::string name;
+    std::vector<uint16_t> ports;  // sorted; at most kMaxPorts
+    bool more_ports = false;
     uint64_t connects = 0, open = 0, failed = 0, closes = 0, open_at_exit = 0, http = 0;
     uint64_t bytes_out = 0, bytes_in = 0;
     std::vector<Outcome> outcomes;
@@ -71,7 +75,7 @@ class Summary {
   };
 
   Proc& ProcFor(const Event& e);
-  Host& HostFor(std::string_view name);
+  Host& HostFor(const Event& e);
   void AddError(const Event& e, std::string what);
   void AddTunnel(const Event& e, Proc& p);
   void AddHttp(const Event& e, Proc& p);
@@ -89,7 +93,7 @@ class Summary {
   std::vector<HttpGroup> http_groups_;
   absl::flat_hash_map<std::string, uint32_t> http_index_;
   uint32_t other_http_ = UINT32_MAX;
-  std::string key_;  // scratch
+  std::string key_, host_;  // scratch
   std::vector<ErrorGroup> error_groups_;
   absl::flat_hash_map<std::string, uint32_t> error_index_;
 };

@@ -97,7 +97,8 @@ std::string Summary::Human(const std::vector<std::unique_ptr<Source>>& sources) 
   }
   std::vector<const Host*> hosts = SortedHosts();
   if (!hosts.empty()) {
-    TextTable t({"host", "connects", "open", "failed", "bytes out", "bytes in", "tunnels by outcome"}, "lrrrrrl");
+    TextTable t({"host", "ports", "connects", "open", "failed", "bytes out", "bytes in", "tunnels by outcome"},
+                "llrrrrrl");
     for (size_t i = 0; i < hosts.size() && i < kMaxRows; ++i) {
       const Host& h = *hosts[i];
       std::vector<const Outcome*> os;
@@ -105,7 +106,9 @@ std::string Summary::Human(const std::vector<std::unique_ptr<Source>>& sources) 
       std::stable_sort(os.begin(), os.end(), [](const Outcome* a, const Outcome* b) { return a->count > b->count; });
       std::string outcomes;
       for (const Outcome* o : os) Append(&outcomes, outcomes.empty() ? "" : ", ", Clean(o->Label()), " ×", o->count);
-      t.Row({Clean(h.name), Cat(h.connects), Cat(h.open), Cat(h.failed),
+      std::string ports = absl::StrJoin(h.ports, ", ");
+      if (h.more_ports) ports += ", …";
+      t.Row({Clean(h.name), ports.empty() ? "-" : ports, Cat(h.connects), Cat(h.open), Cat(h.failed),
              Cat(h.bytes_out), Cat(h.bytes_in), outcomes});
     }
     out += "\nHosts\n" + t.Render();
@@ -172,7 +175,11 @@ std::string Summary::Json(const std::vector<std::unique_ptr<Source>>& sources) c
   }
   w.EndArray().Key("hosts").BeginArray();
   for (const Host* h : SortedHosts()) {
-    w.BeginObject().Field("host", A(h->name)).Field("connects", h->connects);
+    w.BeginObject().Field("host", A(h->name)).Key("ports").BeginArray();
+    for (uint16_t port : h->ports) w.Int(port);
+    w.EndArray();
+    if (h->more_ports) w.Field("more_ports", true);  // past kMaxPorts
+    w.Field("connects", h->connects);
     w.Key("tunnels").BeginObject().Field("open", h->open).Field("failed", h->failed).EndObject();
     w.Key("outcomes").BeginArray();
     for (const Outcome& o : h->outcomes) {

@@ -134,14 +134,8 @@ std::string Describe(const Event& e) {
       return s;
     }
     case Ev::kClose: {
-      std::string s = Fd(e);
-      std::string_view host = Str(e, "host", "?");
-      if (std::optional<int64_t> port = Int(e, "port")) {
-        Append(&s, host.find(':') != std::string_view::npos && host[0] != '[' ? Cat("[", host, "]") : std::string(host),
-                        ":", *port);
-      } else {
-        s += host;
-      }
+      const HostPort hp = EventHost(e);  // an application's CONNECT: host:port in host, the proxy's port
+      std::string s = Cat(Fd(e), JoinHostPort(hp.host.empty() ? "?" : hp.host, hp.port));
       Append(&s, " ", Str(e, "kind", "?"), ", ", Bytes(Int(e, "bytes_out")), " out, ",
                       Bytes(Int(e, "bytes_in")), " in");
       if (std::optional<double> ms = Duration(e, "ms")) Append(&s, ", ", FormatMs(*ms), " ms");

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Recounts the facts the awf-shim-trace goldens state from the raw events in data/.
+"""Recounts the facts the awf-shim-trace goldens state from the raw events in data/, and the facts
+of `summary --json` over any trace (tests/integration/trace_recount.py runs it over the traces the
+integration suite records).
 
 The goldens are the tool's own output: trace_tool_test.cc only checks that the tool still says
 the same. This checks that what it says is true, with none of its code: for every case of
@@ -16,9 +18,11 @@ cases.txt, it reads the input traces with the rules of README.md "Trace" and shi
 Run by meson (`meson test -C build trace_tool_recount`) or as is; exit status 1 on a mismatch,
 one line per fact: "golden/FILE WHERE: the golden says X, the traces say Y". Where a text shows
 numbers it does not tabulate (a timeline line, an error's description), each must be one its
-events hold.
+events hold. For other traces: check_summary(chk, where, doc, paths) with doc the tool's
+`summary --json` over paths (as they were passed to it).
 """
 import calendar
+import heapq
 import http
 import json
 import math
@@ -57,9 +61,11 @@ def time_of_day(us):
     return f"{s // 3600 % 24:02d}:{s // 60 % 60:02d}:{s % 60:02d}.{frac:06d}"
 
 
-def read_trace(name):
-    """The events of one file, its input counts (as summary --json names them), the skipped lines."""
-    raw = (DATA / name).read_bytes()
+def read_trace(path, name=None):
+    """The events of one file, its input counts (as summary --json names them), the skipped lines.
+    name: the file as the tool was given it (default: path)."""
+    name = str(path) if name is None else name
+    raw = Path(path).read_bytes()
     lines = raw.split(b"\n")
     if lines[-1] == b"":
         lines.pop()  # the file ends with a newline (or is empty)
@@ -94,6 +100,15 @@ def read_trace(name):
     return events, stats, skipped
 
 
+def read_traces(files):
+    """files: (path, name) pairs. Their events merged as the tool merges them: each file in its own
+    order, the next event the one of smallest time among the files' next ones (ties: the earlier
+    file); the input counts and skipped lines per file."""
+    read = [read_trace(path, name) for path, name in files]
+    events = list(heapq.merge(*(evs for evs, _, _ in read), key=lambda ev: ev.us))
+    return events, [st for _, st, _ in read], [sk for _, _, sk in read]
+
+
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
@@ -106,12 +121,41 @@ def numbers_of(*events):
     return {ev.line for ev in events} | numbers(" ".join(json.dumps(ev.e, ensure_ascii=False) for ev in events))
 
 
+HOST_PORT = re.compile(r"\[(?P<v6>[^\]]*)\](?::(?P<v6port>[0-9]{1,5}))?|(?P<name>[^:]*):(?P<port>[0-9]{1,5})")
+
+
+def split_host_port(text):
+    """"host:port", "[v6]:port", "[v6]" or a bare host (a bare IPv6 address has no port) ->
+    (host without brackets, port or None)."""
+    m = HOST_PORT.fullmatch(text)
+    if not m:
+        return text, None
+    if m.group("v6") is not None:
+        return m.group("v6"), int(m.group("v6port")) if m.group("v6port") else None
+    return m.group("name"), int(m.group("port"))
+
+
+def endpoint(e):
+    """(host, port) an event is about (README.md "Trace"), host lowercased, port None where the
+    event names none: the host is `host`, else `target` (host:port), else `addr`; the port is the
+    one in that field, else `port` (close), else the one of `addr` (connect: a routed name's)."""
+    text = next((e[k] for k in ("host", "target", "addr") if isinstance(e.get(k), str) and e[k]), None)
+    if text is None:
+        return None, None
+    host, port = split_host_port(text)
+    if not port and isinstance(e.get("port"), int) and not isinstance(e["port"], bool) and 0 < e["port"] <= 65535:
+        port = e["port"]
+    if not port and isinstance(e.get("addr"), str):
+        port = split_host_port(e["addr"])[1]
+    return host.lower(), port or None
+
+
 def host_of(e):
-    if isinstance(e.get("host"), str):
-        return e["host"]
-    if isinstance(e.get("target"), str):
-        return e["target"].rsplit(":", 1)[0]
-    return None
+    return endpoint(e)[0]
+
+
+def path_only(path):
+    return re.split(r"[?#]", path, maxsplit=1)[0]
 
 
 def known_ms(v):
@@ -143,9 +187,10 @@ def problems(events):
         found = None
         if name == "tunnel" and e.get("result") == "failed":
             found = ("tunnel_refused" if e.get("status") else "tunnel_failed",
-                     (e.get("target"), e.get("status"), e.get("squid_error"), e.get("errno"), e.get("reason")), via)
+                     (e.get("by"), e.get("target"), e.get("status"), e.get("squid_error"), e.get("errno"),
+                      e.get("reason")), via)
         elif name == "connect" and e.get("decision") == "refuse":
-            found = ("connect_refused", (host_of(e) or e.get("addr"), e.get("reason")),
+            found = ("connect_refused", (e.get("host") or e.get("addr"), e.get("reason")),
                      {"configuration_error": last_error[pid]} if pid in last_error else {})
         elif name == "error":
             found = ("configuration_error", (e.get("where"), e.get("message"), e.get("effect")), {})
@@ -154,10 +199,13 @@ def problems(events):
         elif name == "dns" and "error" in e:
             found = ("dns_error", (e.get("host"), e.get("error")), {})
         elif name == "http" and failed_http(e):
-            found = ("http_error", (e.get("method"), e.get("host"), e.get("path"), e.get("status", 0)), via)
+            found = ("http_error", (e.get("method"), e.get("host"), path_only(e.get("path", "")), e.get("status", 0)),
+                     via)
         if found:
             kind, key, context = found
             out.append((ev, kind, (e.get("exe"), kind) + key, context))
+        if name == "init":
+            out += [(ev, "warning", (e.get("exe"), "warning", w), {}) for w in e.get("warnings", []) if isinstance(w, str)]
         if name == "connect":
             last_connect[pid, e.get("fd")] = ev
         elif name == "error":
@@ -168,31 +216,35 @@ def problems(events):
 def summarize(events):
     procs, hosts, groups = {}, {}, {}
 
-    def host(name):
-        return hosts.setdefault(name, {"connects": 0, "open": 0, "failed": 0, "outcomes": Counter(),
-                                       "bytes_out": 0, "bytes_in": 0, "closes": 0, "open_at_exit": 0,
-                                       "http_requests": 0})
+    def host(e):
+        name, port = endpoint(e)
+        h = hosts.setdefault(name or "?", {"ports": set(), "connects": 0, "open": 0, "failed": 0, "outcomes": Counter(),
+                                           "bytes_out": 0, "bytes_in": 0, "closes": 0, "open_at_exit": 0,
+                                           "http_requests": 0})
+        if port:
+            h["ports"].add(port)
+        return h
 
     for ev in events:
         e, name = ev.e, ev.e["ev"]
-        p = procs.setdefault(e.get("pid"), {"exe": e.get("exe"), "first": ev, "last": ev, "events": 0,
-                                            "connects": Counter(), "open": 0, "failed": 0, "errors": 0,
-                                            "http_requests": 0})
+        # A process is a pid and an executable: one that execs is a new one.
+        p = procs.setdefault((e.get("pid"), e.get("exe")), {"first": ev, "last": ev, "events": 0,
+                                                            "connects": Counter(), "open": 0, "failed": 0,
+                                                            "errors": 0, "http_requests": 0})
         p["events"] += 1
         p["first"] = min(p["first"], ev, key=lambda x: x.us)
         p["last"] = max(p["last"], ev, key=lambda x: x.us)
-        h = host(host_of(e)) if name in ("connect", "tunnel", "close", "http") and host_of(e) else None
+        h = host(e) if name in ("connect", "tunnel", "close", "http") else None
         if name == "connect":
             d = e.get("decision")
             p["connects"][d if d in ("tunnel", "direct", "bypass", "refuse") else "other"] += 1
-            if h:
-                h["connects"] += 1
+            h["connects"] += 1
         elif name == "tunnel":
             result = "open" if e.get("result") == "open" else "failed"
             p[result] += 1
             h[result] += 1
             squid = (e.get("squid_error") or "").split(" ")[0] or None
-            h["outcomes"][(result, e.get("status"), squid, e.get("errno"))] += 1
+            h["outcomes"][(result, e.get("status"), squid, e.get("errno"), e.get("by"))] += 1
         elif name == "close":
             h["bytes_out"] += e.get("bytes_out", 0)
             h["bytes_in"] += e.get("bytes_in", 0)
@@ -205,8 +257,8 @@ def summarize(events):
             p["http_requests"] += 1
             h["http_requests"] += 1
             parsed = "method" in e
-            key = (e.get("host"), e["method"] if parsed else e.get("protocol"),
-                   e.get("path", "").split("?")[0] if parsed else "(not parsed)", e.get("status", 0))
+            key = (host_of(e) or "?", e["method"] if parsed else e.get("protocol"),
+                   path_only(e.get("path", "")) if parsed else "(not parsed)", e.get("status", 0))
             groups.setdefault(key, []).append(known_ms(e.get("ms")) if parsed else None)
 
     http_groups = {}
@@ -251,21 +303,22 @@ VERDICT = {
 
 
 class Checker:
-    def __init__(self):
+    def __init__(self, teller="the golden"):
         self.failures = []
+        self.teller = teller  # who said what is checked
 
     def eq(self, where, golden, recount):
         if isinstance(golden, dict) and isinstance(recount, dict):  # name the very field that differs
             for k in sorted(golden.keys() | recount.keys()):
                 self.eq(f"{where}.{k}", golden.get(k, "(absent)"), recount.get(k, "(absent)"))
         elif golden != recount:
-            self.failures.append(f"{where}: the golden says {golden!r}, the traces say {recount!r}")
+            self.failures.append(f"{where}: {self.teller} says {golden!r}, the traces say {recount!r}")
 
     def numbers(self, where, text, events, also=()):
         """Every number in text (a description, "1.200 ms" for 1.2) is one the events hold."""
         extra = numbers(text) - numbers_of(*events) - set(also)
         if extra:
-            self.failures.append(f"{where}: the golden shows {sorted(extra)} in {text!r}, which its events do not hold")
+            self.failures.append(f"{where}: {self.teller} shows {sorted(extra)} in {text!r}, which its events do not hold")
 
     def verdict(self, where, text, s):
         for fact, pattern in VERDICT.items():
@@ -279,21 +332,31 @@ def count(pattern, text):
     return int(m.group(1)) if m else 0
 
 
-def outcome_label(result, status, squid, errno):
-    return " ".join(str(x) for x in (status, squid) if x) if status else errno or result
+def outcome_label(result, status, squid, errno, by):
+    label = " ".join(str(x) for x in (status, squid) if x) if status else errno or result
+    return label + " (application's CONNECT)" if by == "application" else label
+
+
+def ports_text(ports):
+    return ", ".join(map(str, sorted(ports))) or "-"
+
+
+def verdict_more(text):
+    """The "and N more" counts of the verdict's lists (of refused hosts): numbers it may show."""
+    return [int(n) for n in re.findall(r" and (\d+) more", text)]
 
 
 def check_summary_json(chk, where, doc, s, stats, events):
     chk.verdict(where, doc["verdict"], s)
-    chk.numbers(f"{where} verdict", doc["verdict"], events, s["verdict"].values())
-    chk.eq(f"{where} process pids", sorted(p["pid"] for p in doc["processes"]), sorted(s["procs"]))
+    chk.numbers(f"{where} verdict", doc["verdict"], events, [*s["verdict"].values(), *verdict_more(doc["verdict"])])
+    chk.eq(f"{where} processes (pid, exe)", sorted((p["pid"], p["exe"]) for p in doc["processes"]), sorted(s["procs"]))
     for p in doc["processes"]:
-        r = s["procs"].get(p["pid"])
+        r = s["procs"].get((p["pid"], p["exe"]))
         if not r:
             continue
-        at = f"{where} processes[{p['pid']}]"
+        at = f"{where} processes[{p['pid']} {p['exe']}]"
         c = r["connects"]
-        chk.eq(at, p, {"pid": p["pid"], "exe": r["exe"], "first_ts": r["first"].e["ts"], "last_ts": r["last"].e["ts"],
+        chk.eq(at, p, {"pid": p["pid"], "exe": p["exe"], "first_ts": r["first"].e["ts"], "last_ts": r["last"].e["ts"],
                        "events": r["events"],
                        "connects": {"total": sum(c.values()), **{k: c[k] for k in ("tunnel", "direct", "bypass", "refuse", "other")}},
                        "tunnels": {"open": r["open"], "failed": r["failed"]}, "errors": r["errors"],
@@ -304,12 +367,13 @@ def check_summary_json(chk, where, doc, s, stats, events):
         if not r:
             continue
         outcomes = []
-        for (result, status, squid, errno), n in r["outcomes"].items():
-            o = {"outcome": outcome_label(result, status, squid, errno), "result": result, "status": status,
-                 "squid_error": squid, "errno": errno, "count": n}
+        for (result, status, squid, errno, by), n in r["outcomes"].items():
+            o = {"outcome": outcome_label(result, status, squid, errno, by), "result": result, "status": status,
+                 "squid_error": squid, "errno": errno, "by": by, "count": n}
             outcomes.append({k: v for k, v in o.items() if v is not None})
         chk.eq(f"{where} hosts[{h['host']}]", {**h, "outcomes": sorted(h["outcomes"], key=json.dumps)},
-               {"host": h["host"], "connects": r["connects"], "tunnels": {"open": r["open"], "failed": r["failed"]},
+               {"host": h["host"], "ports": sorted(r["ports"]), "connects": r["connects"],
+                "tunnels": {"open": r["open"], "failed": r["failed"]},
                 "outcomes": sorted(outcomes, key=json.dumps),
                 **{k: r[k] for k in ("bytes_out", "bytes_in", "closes", "open_at_exit", "http_requests")}})
     golden_http = {(g["host"], g["method"], g["path"], g["status"]): g for g in doc["http"]}
@@ -344,18 +408,18 @@ def sections(text):
 def check_summary_text(chk, where, text, s, stats, events):
     sec = sections(text)
     chk.verdict(where, sec["verdict"], s)
-    chk.numbers(f"{where} verdict", sec["verdict"], events, s["verdict"].values())
+    chk.numbers(f"{where} verdict", sec["verdict"], events, [*s["verdict"].values(), *verdict_more(sec["verdict"])])
     procs = [[int(r[0]), r[1], r[2]] + [int(x) for x in r[3:]] for r in sec.get("Processes", [])]
     chk.eq(f"{where} Processes", sorted(procs), sorted(
-        [pid, p["exe"], time_of_day(p["first"].us), sum(p["connects"].values()), p["connects"]["tunnel"],
+        [pid, exe, time_of_day(p["first"].us), sum(p["connects"].values()), p["connects"]["tunnel"],
          p["connects"]["direct"], p["connects"]["bypass"], p["connects"]["refuse"], p["failed"], p["errors"]]
-        for pid, p in s["procs"].items()))
+        for (pid, exe), p in s["procs"].items()))
     hosts = []
     for r in sec.get("Hosts", []):
-        outcomes = dict(o.rsplit(" ×", 1) for o in r[6].split(", ")) if len(r) > 6 else {}
-        hosts.append([r[0]] + [int(x) for x in r[1:6]] + [{k: int(v) for k, v in outcomes.items()}])
+        outcomes = dict(o.rsplit(" ×", 1) for o in r[7].split(", ")) if len(r) > 7 else {}
+        hosts.append(r[0:2] + [int(x) for x in r[2:7]] + [{k: int(v) for k, v in outcomes.items()}])
     chk.eq(f"{where} Hosts", sorted(hosts, key=str), sorted(
-        ([name, h["connects"], h["open"], h["failed"], h["bytes_out"], h["bytes_in"],
+        ([name, ports_text(h["ports"]), h["connects"], h["open"], h["failed"], h["bytes_out"], h["bytes_in"],
           {outcome_label(*k): n for k, n in h["outcomes"].items()}] for name, h in s["hosts"].items()), key=str))
     num = lambda x: None if x == "-" else float(x)
     chk.eq(f"{where} HTTP requests",
@@ -425,8 +489,10 @@ def har_entry(ev):
     y, mo, d, h, mi, s = time.gmtime(start // 1000)[:6]
     status = e.get("status", 0)
     query = urllib.parse.urlsplit(e.get("path", "")).query
+    host, port = split_host_port(e.get("host", ""))[0], endpoint(e)[1]  # the host as written
+    authority = (f"[{host}]" if ":" in host else host) + (f":{port}" if port and port != 443 else "")
     return {"startedDateTime": f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}.{start % 1000:03d}Z", "time": duration,
-            "method": e["method"], "url": f"https://{e.get('host')}{e.get('path', '')}",
+            "method": e["method"], "url": f"https://{authority}{e.get('path', '')}",
             "queryString": [{"name": k, "value": v} for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True)],
             "request headers": [{"name": "Host", "value": e.get("host")}]
             + ([{"name": "Content-Type", "value": e["request_content_type"]}] if "request_content_type" in e else []),
@@ -435,7 +501,7 @@ def har_entry(ev):
             "response headers": [{"name": "Content-Type", "value": e["content_type"]}] if "content_type" in e else [],
             "content size": e.get("resp_bytes", 0), "response bodySize": e.get("resp_bytes", 0),
             "mimeType": e.get("content_type", "x-unknown"), "httpVersion": ["HTTP/1.1", "HTTP/1.1"], "headersSize": [-1, -1],
-            "content comment": e.get("usage"), "timings": {"send": 0, "wait": wait, "receive": duration - wait},
+            "content comment": e.get("usage"), "timings": {"send": 0, "wait": wait, "receive": round(duration - wait, 3)},
             "comment": e.get("problem"), "_pid": e.get("pid"), "_exe": e.get("exe"), "_ts": e["ts"]}
 
 
@@ -497,13 +563,11 @@ def check_case(chk, name, args):
             return
         else:
             files.append(a)
-    read = [read_trace(f) for f in files]
-    events = sorted((ev for evs, _, _ in read for ev in evs), key=lambda ev: ev.us)  # stable: file order on ties
-    stats, skipped = [st for _, st, _ in read], [sk for _, _, sk in read]
+    events, stats, skipped = read_traces([(DATA / f, f) for f in files])
     if "--pid" in options:
         events = [ev for ev in events if str(ev.e.get("pid")) == options["--pid"]]
     if "--host" in options:
-        events = [ev for ev in events if host_of(ev.e) == options["--host"]]
+        events = [ev for ev in events if host_of(ev.e) == split_host_port(options["--host"])[0].lower()]
     text = (GOLDEN / name).read_text()
     where = f"golden/{name}"
     if cmd == "summary":
@@ -522,6 +586,13 @@ def check_case(chk, name, args):
         chk.failures.append(f"cases.txt {name}: recount.py does not know the command {cmd}")
         return
     check_stderr(chk, name, cmd, stats, skipped, events)
+
+
+def check_summary(chk, where, doc, files):
+    """doc: what `awf-shim-trace summary --json` said of files, (path, name) pairs: name as the
+    tool was given the file (its input counts say it)."""
+    events, stats, _ = read_traces(files)
+    check_summary_json(chk, where, doc, summarize(events), stats, events)
 
 
 def main():

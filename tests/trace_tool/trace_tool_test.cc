@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -21,6 +22,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -224,7 +226,8 @@ TEST(TraceTool, MalformedLinesAreReportedWithFileAndLine) {
   EXPECT_NE(r.err.find("schema.jsonl:5: unknown event \"future\": skipped"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("nonobject.jsonl:1: not a JSON object (an array)"), std::string::npos) << r.err;
   EXPECT_EQ(r.out.rfind("1 host tunnelled, 1 failed name lookup\n", 0), 0u) << r.out;
-  EXPECT_NE(r.out.find("  api.contoso-aw.ghe.com         3     3       0        750      1827  200 ×3\n"), std::string::npos)
+  EXPECT_NE(r.out.find("  api.contoso-aw.ghe.com  443           3     3       0        750      1827  200 ×3\n"),
+            std::string::npos)
       << r.out;
 }
 
@@ -270,6 +273,64 @@ TEST(TraceTool, AForkChildsCopyClosingEndsNoConnectionButItsBytesCount) {
   Result r = RunTool({"summary", "--json", tmp / "t.jsonl"});
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("\"bytes_out\":24,\"bytes_in\":24,\"closes\":1,"), std::string::npos) << r.out;
+}
+
+// ports.jsonl: tunnels on 443, 7000, 8443 and 9443, an application's own CONNECT to
+// ghes.corp.example:8443 (its Host header "GHES.corp.example:8443", its close's host "host:port"
+// with the proxy's port), a bypassed [::1]:443. Each host is one row, its ports listed; the HTTP
+// groups, --host and the HAR go by the same host.
+TEST(TraceTool, OneRowPerHostWhateverThePort) {
+  Result r = RunTool({"summary", "--json", "ports.jsonl"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  ASSERT_EQ(parser.parse(r.out).get(doc), simdjson::SUCCESS) << r.out;
+  std::map<std::string, std::string> ports;  // host → "443,8443"
+  simdjson::dom::object ghes;
+  simdjson::dom::array hosts, http;
+  ASSERT_EQ(doc["hosts"].get(hosts), simdjson::SUCCESS);
+  for (simdjson::dom::element h : hosts) {
+    std::string_view name;
+    simdjson::dom::array list;
+    ASSERT_EQ(h["host"].get(name), simdjson::SUCCESS);
+    std::string& text = ports[std::string(name)];
+    if (h["ports"].get(list) == simdjson::SUCCESS) {
+      for (simdjson::dom::element p : list) text += (text.empty() ? "" : ",") + simdjson::minify(p);
+    }
+    if (name == "ghes.corp.example") {
+      EXPECT_EQ(h.get(ghes), simdjson::SUCCESS);
+    }
+  }
+  EXPECT_EQ(ports, (std::map<std::string, std::string>{{"127.0.0.1", "3128"},
+                                                       {"::1", "443"},
+                                                       {"api.contoso-aw.ghe.com", "443,7000"},
+                                                       {"ghes.corp.example", "443,8443,9443"}}))
+      << r.out;
+  ASSERT_TRUE(ghes.size() > 0) << r.out;
+  EXPECT_EQ(ghes["bytes_out"].get_int64().value_unsafe(), 517 + 861 + 0 + 1034);
+  EXPECT_EQ(ghes["bytes_in"].get_int64().value_unsafe(), 3310 + 4127 + 0 + 1201);
+  EXPECT_EQ(ghes["closes"].get_int64().value_unsafe(), 4);
+  EXPECT_EQ(ghes["http_requests"].get_int64().value_unsafe(), 2);
+  std::set<std::string> http_hosts;
+  ASSERT_EQ(doc["http"].get(http), simdjson::SUCCESS);
+  for (simdjson::dom::element g : http) http_hosts.insert(simdjson::minify(g["host"]));
+  EXPECT_EQ(http_hosts, (std::set<std::string>{"\"api.contoso-aw.ghe.com\"", "\"ghes.corp.example\""}));
+
+  // Every event about the host, whatever its port or case: pid 12810's 12, and the application's
+  // CONNECT, tls, http and close (its connect went to the proxy).
+  Result timeline = RunTool({"timeline", "--host", "GHES.corp.example", "ports.jsonl"});
+  EXPECT_EQ(timeline.status, 0) << timeline.err;
+  EXPECT_EQ(std::count(timeline.out.begin(), timeline.out.end(), '\n'), 16) << timeline.out;
+  EXPECT_NE(timeline.out.find("close   fd=3 ghes.corp.example:8443 application-proxied"), std::string::npos)
+      << timeline.out;
+  Result v6 = RunTool({"timeline", "--host", "[::1]", "ports.jsonl"});
+  EXPECT_EQ(std::count(v6.out.begin(), v6.out.end(), '\n'), 3) << v6.out;
+
+  TempDir tmp;
+  Result har = RunTool({"har", "-o", tmp / "h.har", "ports.jsonl"});
+  EXPECT_EQ(har.status, 0) << har.err;
+  EXPECT_NE(ReadFile(tmp / "h.har").find("\"url\":\"https://GHES.corp.example:8443/api/graphql?per_page=5\""),
+            std::string::npos);
 }
 
 TEST(TraceTool, TenMegabyteLineIsSkippedWithoutBufferingIt) {
@@ -334,6 +395,8 @@ TEST(TraceTool, UsageErrorsExitTwoWithAClearMessage) {
       {{"summary", "-o", "x"}, "awf-shim-trace summary: -o is not an option of summary (only of har)"},
       {{"timeline", "--pid", "abc"}, "awf-shim-trace timeline: --pid wants a process id, not 'abc'"},
       {{"timeline", "--pid"}, "awf-shim-trace timeline: --pid needs a value"},
+      {{"timeline", "--host", "ghes.example:8443"},
+       "awf-shim-trace timeline: --host takes a host without a port, not 'ghes.example:8443'"},
       {{"summary", "no-such-file.jsonl"}, "awf-shim-trace summary: cannot read no-such-file.jsonl: No such file or directory"},
       {{"summary", "."}, "awf-shim-trace summary: cannot read .: is a directory"},
       {{"har", "http.jsonl", "-o", "/nonexistent-dir/x.har"}, "awf-shim-trace har: cannot write /nonexistent-dir/x.har"},
