@@ -109,7 +109,7 @@ bool TakeField(std::string_view k, element v, Event* e) {
 }  // namespace
 
 std::unique_ptr<Source> Source::Open(const std::string& path, int index, std::string* error, Limits limits) {
-  if (path == "-") return std::unique_ptr<Source>(new Source("<stdin>", 0, index, limits));
+  if (path == "-") return std::unique_ptr<Source>(new Source("<stdin>", "", 0, index, limits));
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     *error = Cat(path, ": ", strerror(errno));
@@ -122,11 +122,11 @@ std::unique_ptr<Source> Source::Open(const std::string& path, int index, std::st
     return nullptr;
   }
   posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  return std::unique_ptr<Source>(new Source(path, fd, index, limits));
+  return std::unique_ptr<Source>(new Source(path, path, fd, index, limits));
 }
 
-Source::Source(std::string name, int fd, int index, Limits limits)
-    : name_(std::move(name)), fd_(fd), index_(index), max_line_(std::max<size_t>(limits.max_line, 1)),
+Source::Source(std::string name, std::string path, int fd, int index, Limits limits)
+    : name_(std::move(name)), path_(std::move(path)), fd_(fd), index_(index), max_line_(std::max<size_t>(limits.max_line, 1)),
       max_cap_(2 * max_line_), cap_(std::clamp<size_t>(limits.first_cap, 1, max_cap_)),
       buf_(new char[cap_ + simdjson::SIMDJSON_PADDING]()) {
   struct stat st;
@@ -188,9 +188,18 @@ bool Source::Fill() {
     cap_ = cap;
   }
   for (;;) {
+    // Between two looks past the end, the file may have been truncated and grown again.
+    if (eof_seen_ && regular_ && !final_ && Rewritten()) StartOver();
     ssize_t n = read(fd_, buf_.get() + end_, cap_ - end_);
     if (n > 0) {
       eof_seen_ = false;
+      const char* got = buf_.get() + end_;
+      if (static_cast<size_t>(n) >= kTail) {
+        tail_.assign(got + n - kTail, kTail);
+      } else {
+        tail_.append(got, static_cast<size_t>(n));
+        if (tail_.size() > kTail) tail_.erase(0, tail_.size() - kTail);
+      }
       end_ += static_cast<size_t>(n);
       offset_ += n;
       return true;
@@ -203,22 +212,60 @@ bool Source::Fill() {
       final_ = true;
       return false;
     }
-    // End of file: for good on a pipe; for now on a followed file. A followed file that shrank
-    // was truncated or replaced: start over.
+    // End of file: for good on a pipe; for now on a followed file. One whose path names another
+    // file now is read once more (a writer may have just added to it), then left (Next).
     eof_seen_ = true;
     if (!regular_) final_ = true;
-    struct stat st;
-    if (!final_ && fstat(fd_, &st) == 0 && st.st_size < offset_) {
-      fprintf(stderr, "%s: the file shrank (truncated?): reading it again from the start\n", name_.c_str());
-      lseek(fd_, 0, SEEK_SET);
-      offset_ = 0;
-      begin_ = end_ = 0;
-      line_no_ = 0;
-      discarding_ = false;
+    if (!final_ && !rotated_ && Replaced()) {
+      rotated_ = true;
       continue;
     }
     return false;
   }
+}
+
+bool Source::Rewritten() const {
+  struct stat st;
+  if (fstat(fd_, &st) != 0) return false;
+  if (st.st_size < offset_) return true;
+  if (tail_.empty()) return false;
+  char was[kTail];
+  const auto n = static_cast<ssize_t>(tail_.size());
+  return pread(fd_, was, tail_.size(), offset_ - n) != n || memcmp(was, tail_.data(), tail_.size()) != 0;
+}
+
+void Source::StartOver() {
+  fprintf(stderr, "%s: the file was truncated: reading it again from the start\n", name_.c_str());
+  lseek(fd_, 0, SEEK_SET);
+  offset_ = 0;
+  tail_.clear();
+  begin_ = end_ = 0;  // a line cut short by the truncation is dropped
+  line_no_ = 0;
+  discarding_ = false;
+  eof_seen_ = false;
+}
+
+bool Source::Replaced() const {
+  struct stat now, ours;
+  return !path_.empty() && stat(path_.c_str(), &now) == 0 && S_ISREG(now.st_mode) && fstat(fd_, &ours) == 0 &&
+         (now.st_ino != ours.st_ino || now.st_dev != ours.st_dev);
+}
+
+bool Source::Reopen() {
+  int fd = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;  // gone again in between: the next look tries again
+  fprintf(stderr, "%s: replaced by a new file (rotated?): read the old one to its end, reading the new one from the "
+                  "start\n", name_.c_str());
+  close(fd_);
+  fd_ = fd;
+  rotated_ = false;
+  offset_ = 0;
+  tail_.clear();
+  begin_ = end_ = 0;
+  line_no_ = 0;
+  discarding_ = false;
+  eof_seen_ = false;
+  return true;
 }
 
 Source::Result Source::Next(Event* e) {
@@ -252,7 +299,7 @@ Source::Result Source::Next(Event* e) {
       }
     }
     if (Fill()) continue;
-    if (final_ && end_ > begin_ && !discarding_) {
+    if ((final_ || rotated_) && end_ > begin_ && !discarding_) {
       // The last line has no newline: take it if it parses, else it was cut short.
       const char* p = buf_.get() + begin_;
       size_t len = end_ - begin_;
@@ -263,6 +310,7 @@ Source::Result Source::Next(Event* e) {
       if (ParseLine(p, len, e)) return Result::kEvent;
       continue;
     }
+    if (rotated_ && !final_ && Reopen()) continue;
     return Result::kAgain;
   }
 }

@@ -34,6 +34,7 @@ class Source {
   static constexpr size_t kBlock = 4 << 20;
   static constexpr int kMaxReports = 20;        // per source; the rest are only counted
   static constexpr size_t kMaxUnknownNames = 32;
+  static constexpr size_t kTail = 1024;  // last bytes read, kept to notice a rewritten file
 
   // The buffer: it starts at first_cap bytes and doubles up to 2 * max_line (a whole line of
   // max_line fits wherever it starts); a longer line is skipped, never buffered whole. The fuzz
@@ -54,6 +55,11 @@ class Source {
   // taken as it is; it is reported as truncated when it does not parse.
   Result Next(Event* e);
   void set_final() { final_ = true; }
+  // Followed past its end (not final), a regular file is checked before it is read on: one that is
+  // shorter than what was read, or holds other bytes where the last ones read were, was truncated
+  // (and maybe written again): it is read again from the start. One whose path now names another
+  // file was rotated: it is read to its end, then the file at the path from its start. Both are
+  // said on stderr; a line cut short at the end of a rotated file is reported as truncated.
   // Everything read and handed on, and no more will come (a pipe at its end, or final).
   bool done() const { return final_ && eof_seen_ && begin_ == end_; }
 
@@ -64,12 +70,17 @@ class Source {
   void ReportTotals() const;
 
  private:
-  Source(std::string name, int fd, int index, Limits limits);
+  Source(std::string name, std::string path, int fd, int index, Limits limits);
   bool Fill();  // reads more; false when nothing came
+  bool Rewritten() const;
+  void StartOver();
+  bool Replaced() const;  // the path names another file now
+  bool Reopen();
   bool ParseLine(const char* p, size_t n, Event* e);
   void Report(uint64_t line, const std::string& reason);
 
   std::string name_;
+  std::string path_;  // "" for stdin
   int fd_;
   int index_;
   bool final_ = false;
@@ -78,12 +89,14 @@ class Source {
   bool regular_ = false;      // a regular file: followed past its end; a pipe ends at EOF
   bool discarding_ = false;  // inside an over-long line
   bool read_failed_ = false;
+  bool rotated_ = false;     // the path names another file: finish this one, then open that
   size_t max_line_;
   size_t max_cap_;
   size_t cap_;
   std::unique_ptr<char[]> buf_;  // cap_ + SIMDJSON_PADDING bytes
   size_t begin_ = 0, end_ = 0;
-  int64_t offset_ = 0;       // bytes consumed from the file (to notice truncation)
+  int64_t offset_ = 0;       // bytes read from the file
+  std::string tail_;         // its last kTail bytes (fewer at first), up to offset_
   uint64_t line_no_ = 0;
   int reports_ = 0;
   uint64_t suppressed_ = 0;

@@ -68,6 +68,15 @@ def upstream(work, name, listens, mode="http", tls_dir=None, log=None):
     return Process(argv, os.path.join(work, f"{name}.ports"))
 
 
+def gated_connect_proxy(test):
+    """A fault proxy of `test`'s own (a TempDirTest) that holds its reply to CONNECT until the file
+    test.gate exists (the test, or its client, opens the gate by creating it); stopped with the test."""
+    test.gate = test.path("gate")
+    proxy = connect_proxy(test.dir, name="gated", maps=[f"*={UPSTREAM_IP}"], fault=f"gate={test.gate}").__enter__()
+    test.addCleanup(proxy.__exit__, None, None, None)
+    return proxy
+
+
 def connect_proxy(work, name="proxy", listen="127.0.0.1:0", maps=(), fault=None, faults_for=(), auth=None):
     log = os.path.join(work, f"{name}.log")
     argv = [PYTHON, os.path.join(FIXTURES, "connect_proxy.py"), "--listen", listen,

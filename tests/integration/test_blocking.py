@@ -106,10 +106,7 @@ class HandshakeTest(TempDirTest):
 
     def setUp(self):
         super().setUp()
-        self.gate = self.path("gate")
-        self.proxy = net.connect_proxy(self.dir, name="gated", maps=[f"*={net.UPSTREAM_IP}"],
-                                       fault=f"gate={self.gate}").__enter__()
-        self.addCleanup(self.proxy.__exit__, None, None, None)
+        self.proxy = net.gated_connect_proxy(self)
         self.trace = self.path("trace.jsonl")
 
     def env(self, trace=None, **extra):

@@ -415,10 +415,7 @@ class GatedProxyTest(FaultTest):
 
     def setUp(self):
         super().setUp()
-        self.gate = self.path("gate")
-        self.proxy = net.connect_proxy(self.dir, name="gated", maps=[f"*={net.UPSTREAM_IP}"],
-                                       fault=f"gate={self.gate}").__enter__()
-        self.addCleanup(self.proxy.__exit__, None, None, None)
+        self.proxy = net.gated_connect_proxy(self)
 
     def proxy_url(self):
         return f"http://127.0.0.1:{self.proxy.ports[0]}"
