@@ -186,7 +186,8 @@ void Summary::AddHttp(const Event& e, Proc& p) {
     g->status = status;
   }
   ++g->count;
-  if (std::optional<double> ms = Duration(e.hot.ms)) {
+  std::optional<double> ms = Duration(e.hot.ms);
+  if (ms && !unparsed) {  // no request, no latency: the tap writes 0 for a connection it could not parse
     ++g->timed;
     if (g->ms.size() < kMaxSamples) {
       g->ms.push_back(static_cast<float>(*ms));

@@ -20,10 +20,9 @@ std::string Plural(uint64_t n, std::string_view one, std::string_view many) {
 }  // namespace
 
 std::vector<const Summary::Host*> Summary::SortedHosts() const {
+  // Every row: an event made it (a fork child's copy closing may be its only one, with bytes).
   std::vector<const Host*> v;
-  for (const Host& h : hosts_) {
-    if (h.connects || h.open || h.failed || h.closes || h.http) v.push_back(&h);
-  }
+  for (const Host& h : hosts_) v.push_back(&h);
   std::sort(v.begin(), v.end(), [](const Host* a, const Host* b) { return a->name < b->name; });
   return v;
 }

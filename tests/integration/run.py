@@ -3,6 +3,10 @@ JUnit report. Every process started under the shim is watched (secrets_scan.py):
 test, secrets_scan.SecretsScan searches all their traces and stderr for every fake secret they
 were given; secrets_scan.ScannerSelfTest, run first, proves that search finds planted ones.
 
+trace_recount.TraceRecount, run after the other tests and before the secrets scan (which deletes
+the copies of the traces), checks awf-shim-trace's summary of every kept trace against
+tests/trace_tool/recount.py.
+
 Usage: run.py [--junit FILE] [-k PATTERN]... [modules...]
 Meant to run inside a private network namespace (scripts/test arranges it)."""
 import argparse
@@ -19,6 +23,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, E2E)
 
 import secrets_scan  # noqa: E402
+import trace_recount  # noqa: E402
 
 
 class Recorder(unittest.TextTestResult):
@@ -214,13 +219,15 @@ def main():
     else:
         suite = unittest.TestSuite([loader.discover(HERE, pattern="test_*.py", top_level_dir=HERE),
                                     loader.discover(E2E, pattern="test_*.py", top_level_dir=E2E)])
-    # Whatever the selection: the scanner's own check first, the scan of the whole run last.
+    # Whatever the selection: the scanner's own check first, the recount of the kept traces and the
+    # scan of the whole run last.
     skip_for_sanitizer(suite)
     scan = unittest.TestLoader()
     # Under a sanitizer, its verdict after every test, before the secrets scan (which drops the
     # stderr copies it reads).
     verdicts = [scan.loadTestsFromTestCase(SanitizerReports)] if SANITIZER_LOGS else []
     suite = unittest.TestSuite([scan.loadTestsFromTestCase(secrets_scan.ScannerSelfTest), suite, *verdicts,
+                                scan.loadTestsFromTestCase(trace_recount.TraceRecount),
                                 scan.loadTestsFromTestCase(secrets_scan.SecretsScan)])
     runner = unittest.TextTestRunner(resultclass=Recorder, verbosity=2, stream=sys.stdout)
     result = runner.run(suite)

@@ -273,6 +273,10 @@ TEST(TraceTool, AForkChildsCopyClosingEndsNoConnectionButItsBytesCount) {
   Result r = RunTool({"summary", "--json", tmp / "t.jsonl"});
   EXPECT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("\"bytes_out\":24,\"bytes_in\":24,\"closes\":1,"), std::string::npos) << r.out;
+  // The child's copy alone (the parent's close not in the trace): its bytes still have a row.
+  WriteFile(tmp / "child.jsonl", close(2, 6, true));
+  Result child = RunTool({"summary", "--json", tmp / "child.jsonl"});
+  EXPECT_NE(child.out.find("\"bytes_out\":6,\"bytes_in\":6,\"closes\":0,"), std::string::npos) << child.out;
 }
 
 // ports.jsonl: tunnels on 443, 7000, 8443 and 9443, an application's own CONNECT to
@@ -665,6 +669,24 @@ TEST(TraceTool, AbsurdDurationsCountAsNotKnown) {
   EXPECT_EQ(JsonPercentile(summary.out, "p99_ms"), 12.5) << summary.out;
   EXPECT_NE(summary.out.find("\"count\":3,"), std::string::npos) << summary.out;
   EXPECT_NE(summary.out.find("\"samples\":1}"), std::string::npos) << summary.out;
+}
+
+// The tap writes an http event with an empty method (and a duration of 0) for a connection whose
+// first bytes are not an HTTP/1.x request: a connection it could not parse, with no latency.
+TEST(TraceTool, AConnectionTheTapCouldNotParseIsNoRequest) {
+  TempDir tmp;
+  WriteFile(tmp / "t.jsonl",
+            "{\"ts\":\"2026-12-06T06:44:56.000764Z\",\"pid\":7,\"tid\":7,\"exe\":\"node\",\"ev\":\"http\","
+            "\"host\":\"\",\"sni\":\"\",\"method\":\"\",\"path\":\"\",\"status\":0,\"req_bytes\":0,\"resp_bytes\":0,"
+            "\"ttfb_ms\":-1.000,\"ms\":0.000,\"problem\":\"not an HTTP/1.x request\"}\n");
+  Result r = RunTool({"summary", "--json", tmp / "t.jsonl"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("\"verdict\":\"no host tunnelled, 1 HTTP connection not parsed\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"path\":\"(not parsed)\",\"status\":0,\"count\":1,\"p50_ms\":null,\"p90_ms\":null,"
+                       "\"p99_ms\":null,\"samples\":0}"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("\"errors\":[]"), std::string::npos) << r.out;
 }
 
 // ---- --follow ------------------------------------------------------------------------------------
