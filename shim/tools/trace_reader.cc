@@ -126,9 +126,9 @@ std::unique_ptr<Source> Source::Open(const std::string& path, int index, std::st
 }
 
 Source::Source(std::string name, std::string path, int fd, int index, Limits limits)
-    : name_(std::move(name)), path_(std::move(path)), fd_(fd), index_(index), max_line_(std::max<size_t>(limits.max_line, 1)),
-      max_cap_(2 * max_line_), cap_(std::clamp<size_t>(limits.first_cap, 1, max_cap_)),
-      buf_(new char[cap_ + simdjson::SIMDJSON_PADDING]()) {
+    : name_(std::move(name)), path_(std::move(path)), fd_(fd), index_(index),
+      max_line_(std::max<size_t>(limits.max_line, 1)), max_cap_(2 * max_line_),
+      cap_(std::clamp<size_t>(limits.first_cap, 1, max_cap_)), buf_(new char[cap_ + simdjson::SIMDJSON_PADDING]()) {
   struct stat st;
   regular_ = fstat(fd_, &st) == 0 && S_ISREG(st.st_mode);
 }
