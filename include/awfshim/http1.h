@@ -54,7 +54,7 @@ std::optional<SseUsage> ParseUsage(absl::string_view json);
 struct HttpExchange {
   std::string method;                // request method as sent, e.g. "POST" (at most 32 bytes)
   std::string host;                  // Host header (or the authority of an absolute target), at most 256 bytes
-  std::string path;                  // request target, secret query values redacted (RedactQuery), at most 2048 bytes
+  std::string path;                  // request target, secrets redacted (RedactTarget), at most 2048 bytes
   std::string content_type;          // response Content-Type as sent, at most 128 bytes
   std::string request_content_type;  // request Content-Type, at most 128 bytes
   int status = 0;                    // final status code; 0 when no final response head arrived

@@ -30,16 +30,32 @@ bool IsToken(absl::string_view s) {
 
 bool IsControl(unsigned char c) { return c < 0x20 || c == 0x7f; }
 
+// RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
+bool IsScheme(absl::string_view s) {
+  if (s.empty() || !absl::ascii_isalpha(static_cast<unsigned char>(s[0]))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '-' || c == '.';
+  });
+}
+
 }  // namespace
 
-std::string Shown(absl::string_view text, size_t cap, bool drop_spaces) {
+namespace {
+
+std::string WithoutControls(absl::string_view text, bool drop_spaces) {
   std::string clean;
-  for (char c : text.substr(0, 4 * cap)) {
+  for (char c : text) {
     unsigned char u = static_cast<unsigned char>(c);
     if (IsControl(u) || (drop_spaces && u == ' ')) continue;
     clean.push_back(c);
   }
-  std::string out = ScrubTokens(clean);
+  return clean;
+}
+
+}  // namespace
+
+std::string Shown(absl::string_view text, size_t cap, bool drop_spaces) {
+  std::string out = ScrubTokens(WithoutControls(text.substr(0, 4 * cap), drop_spaces));
   if (out.size() > cap) out.resize(cap);
   return out;
 }
@@ -186,11 +202,10 @@ absl::string_view ParseStatusLine(absl::string_view head, int* status) {
 void SplitTarget(absl::string_view target, absl::string_view* authority, absl::string_view* path) {
   *authority = "";
   *path = target;
-  absl::string_view rest = target;
-  if (!absl::ConsumePrefix(&rest, "http://") && !absl::ConsumePrefix(&rest, "https://") &&
-      !absl::ConsumePrefix(&rest, "HTTP://") && !absl::ConsumePrefix(&rest, "HTTPS://")) {
-    return;
-  }
+  // Absolute form, whatever the scheme and its case ("Https://", "ws://").
+  size_t colon = target.find("://");
+  if (colon == absl::string_view::npos || !IsScheme(target.substr(0, colon))) return;
+  absl::string_view rest = target.substr(colon + 3);
   size_t end = rest.find_first_of("/?#");
   absl::string_view auth = rest.substr(0, end);
   size_t at = auth.rfind('@');
@@ -206,8 +221,9 @@ std::string CleanHost(absl::string_view host) {
 }
 
 std::string ShownPath(absl::string_view target) {
-  std::string clean = Shown(target, kMaxHttpHead);
-  std::string out = RedactQuery(clean);
+  // Redacted whole (a head holds it), not after Shown's scrub: a token replaced first could hide
+  // the parameter name it is part of ("?x-ghp_abc_token=…").
+  std::string out = RedactTarget(WithoutControls(target, /*drop_spaces=*/false));
   if (out.size() > kMaxPath) out.resize(kMaxPath);
   return out;
 }

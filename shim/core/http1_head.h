@@ -118,14 +118,15 @@ absl::string_view ParseRequestLine(absl::string_view head, RequestLine* r);
 // "HTTP/1.x SP 3DIGIT [SP reason]". Returns a problem or "".
 absl::string_view ParseStatusLine(absl::string_view head, int* status);
 
-// Splits an absolute-form target ("https://user@host:443/p?q") into authority (without userinfo)
-// and path; leaves an origin-form one alone.
+// Splits an absolute-form target ("https://user@host:443/p?q", any scheme in any case) into
+// authority (without userinfo) and path; leaves an origin-form one alone.
 void SplitTarget(absl::string_view target, absl::string_view* authority, absl::string_view* path);
 
 // A Host value as the trace shows it: never userinfo, never controls or spaces.
 std::string CleanHost(absl::string_view host);
 
-// A request target as the trace shows it: secret query values masked (RedactQuery).
+// A request target as the trace shows it: control characters dropped, then secrets masked
+// (RedactTarget), then cut to kMaxPath bytes.
 std::string ShownPath(absl::string_view target);
 
 }  // namespace awfshim::http1_detail

@@ -2,9 +2,10 @@
 trace files and its stderr are kept, and at the end all of them are searched for every secret
 any of those processes was given — the fake sentinels of harness.py (SENTINEL_*) and whatever
 else a test hands a shimmed process (proxy URL passwords, Authorization headers, secret query
-values, *TOKEN*/*SECRET*/*PASSWORD* variables) — plain, case-folded, percent-encoded,
-JSON-escaped and base64 (standard and URL-safe, at any alignment, so Basic `user:password` is
-found too).
+values, *TOKEN*/*SECRET*/*PASSWORD* variables) — plain, case-folded, percent-encoded (whole,
+or in part, with either case of hex digits, up to three times over: each line is also searched
+percent-decoded, as the shim's redaction reads it), JSON-escaped and base64 (standard and
+URL-safe, at any alignment, so Basic `user:password` is found too).
 
 How processes are seen: install() replaces subprocess.Popen (which subprocess.run uses) with a
 subclass that, for a process whose LD_PRELOAD holds libawfshim (or that is awf-shim-run), notes
@@ -46,16 +47,43 @@ MIN_B64 = 8               # shortest base64 fragment worth searching for
 
 _PROXY_VARS = ("AWF_SHIM_PROXY", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 _SECRET_VAR = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|API_?KEY|CREDENTIAL|PRIVATE_KEY", re.I)
-# The shim's own list of secret query parameter names (shim/core/redact.cc).
-_SECRET_PARAM = re.compile(r"^(code|sig|key|auth|jwt|state)$|token|secret|password|passwd|signature|api_key|apikey|"
-                           r"access_key|credential|session", re.I)
+# The shim's own rule for secret parameter names (shim/core/redact.cc, IsSecretName), on a name
+# percent-decoded, in lower case, with '_' for '-'.
+_SECRET_NAME_EXACT = {"code", "sig", "key", "auth", "jwt", "state", "sid", "pass", "otp", "ticket"}
+_SECRET_NAME_PART = re.compile(r"token|secret|password|passwd|passphrase|pwd|signature|api_key|apikey|access_key|"
+                               r"private_key|subscription_key|credential|session|sessid|authorization|bearer|"
+                               r"assertion|verifier")
+DECODE_ROUNDS = 3         # the rounds of percent-decoding the shim's redaction sees through
+_ESCAPE = re.compile(rb"%([0-9A-Fa-f]{2})")
 _URL_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://([^/\s?#'\"]*)@")
 _AUTH_HEADER = re.compile(r"(?i)\b(?:proxy-)?authorization\s*:\s*(\S+)(?:[ \t]+(\S+))?")
-_QUERY_PAIR = re.compile(r"[?&;]([A-Za-z0-9_.-]+)=([^&;#\s'\"]+)")
+_QUERY_PAIR = re.compile(r"(?=[?&;]([A-Za-z0-9_.%\[\]-]+)=([^&;#\s'\"]+))")  # overlapping: "?next=/cb?code=…"
 
 
 # ---------------------------------------------------------------------------------------------
 # Secrets and the forms they are searched in
+
+def percent_decodings(data):
+    """`data` (bytes) percent-decoded once, twice, … up to DECODE_ROUNDS times, while that
+    changes it."""
+    out = []
+    for _ in range(DECODE_ROUNDS):
+        decoded = _ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), data)
+        if decoded == data:
+            break
+        out.append(decoded)
+        data = decoded
+    return out
+
+
+def secret_name(name):
+    """Whether the shim masks the value of a parameter so named."""
+    n = urllib.parse.unquote(name)
+    for _ in range(DECODE_ROUNDS - 1):
+        n = urllib.parse.unquote(n)
+    n = n.lower().replace("-", "_")
+    return n in _SECRET_NAME_EXACT or bool(_SECRET_NAME_PART.search(n))
+
 
 def mask(value):
     """How a secret is named in a report: its GitHub prefix if it has one, its length and a hash;
@@ -79,7 +107,9 @@ def _b64_fragments(data):
 
 
 class Secret:
-    FORMS = ("plain", "escaped", "encoded", "base64")  # the order a line's hit is reported in
+    # The order a line's hit is reported in; "decoded": found in the line percent-decoded (the
+    # secret, or what surrounds it, encoded in part, or more than once).
+    FORMS = ("plain", "escaped", "encoded", "decoded", "base64")
 
     def __init__(self, value, label):
         self.value, self.label = value, label
@@ -91,6 +121,7 @@ class Secret:
                              ("escaped", json.dumps(value)[1:-1].encode()),
                              ("plain", raw)]:
             self.folded[needle.lower()] = form
+        self.decoded = raw.lower()  # searched in each line's percent-decodings, case-folded
         self.exact = {f: "base64" for f in _b64_fragments(raw)}  # case matters
 
 
@@ -118,6 +149,12 @@ def scan_bytes(data, secrets):
             while at >= 0:
                 found.append((s, form, at))
                 at = data.find(needle, at + 1)
+    start = 0
+    for line in data.split(b"\n"):
+        if b"%" in line:
+            views = [d.lower() for d in percent_decodings(line)]
+            found += [(s, "decoded", start) for s in secrets if any(s.decoded in v for v in views)]
+        start += len(line) + 1
     return found
 
 
@@ -149,9 +186,11 @@ def secrets_in_text(text, where):
             out.append((user_d, f"user (token) of a URL in {where}"))
     for m in _AUTH_HEADER.finditer(text):
         out.append((m.group(2) or m.group(1), f"Authorization header credential in {where}"))
-    for m in _QUERY_PAIR.finditer(text):
-        if _SECRET_PARAM.search(m.group(1)):
-            out.append((urllib.parse.unquote(m.group(2)), f"query value {m.group(1)}= in {where}"))
+    raw = text.encode("utf-8", "surrogateescape")
+    for view in [text] + [d.decode("utf-8", "surrogateescape") for d in percent_decodings(raw)]:
+        for m in _QUERY_PAIR.finditer(view):  # also a URL's inside a value once decoded
+            if secret_name(m.group(1)):
+                out.append((urllib.parse.unquote(m.group(2)), f"query value {m.group(1)}= in {where}"))
     return out
 
 
@@ -389,8 +428,8 @@ class Report:
                  f"({self.nonempty_traces} non-empty, {self.trace_lines} lines) and {self.stderr_captures} stderr "
                  f"captures ({self.stderr_lines} lines) for {len(r.secrets)} secrets "
                  f"({len(harness.SENTINELS)} sentinels, {len(r.secrets) - len(harness.SENTINELS) - 1} found in "
-                 f"the tests' own arguments and environments), each plain, case-folded, %-encoded, JSON-escaped "
-                 f"and base64",
+                 f"the tests' own arguments and environments), each plain, case-folded, %-encoded (also in part, "
+                 f"hex in either case, up to {DECODE_ROUNDS} times), JSON-escaped and base64",
                  "stderr of shimmed processes: " + ", ".join(f"{k} {v}" for k, v in sorted(modes.items())),
                  "processes per module: " + ", ".join(f"{m} {len(ps)}" for m, ps in sorted(per_module.items())),
                  f"{len({p.test for p in r.procs})} tests started processes under the shim; "
@@ -567,10 +606,38 @@ class ScannerSelfTest(harness.TempDirTest):
         self.assertTrue(all(str(h).startswith(f"{h.where}:{h.line}: ") for h in hits))
         self.assertFalse(any(h.secret.value in str(h) for h in hits), "a report never shows a secret")
 
+    def test_scanner_finds_a_sentinel_encoded_in_part_in_either_case_or_more_than_once(self):
+        token, header, password = harness.SENTINEL_TOKEN, harness.SENTINEL_HEADER_TOKEN, harness.SENTINEL_PROXY_PASSWORD
+
+        def some(value, every, upper=True):  # every `every`-th byte percent-encoded
+            return "".join((f"%{b:02X}" if upper else f"%{b:02x}") if i % every == 0 else chr(b)
+                           for i, b in enumerate(value.encode()))
+
+        twice = urllib.parse.quote(urllib.parse.quote(password, safe=""), safe="")
+        lines = [
+            '{"ev":"http","path":"/search?q=is%3Aopen&next=%2Fcb%3Fcode%3D***%26page%3D2"}',  # 1 clean
+            f'{{"ev":"http","path":"/x?q=%67{token[1:]}"}}',                                 # 2 first byte
+            f'{{"ev":"http","path":"/x?q={token.replace("_", "%5f")}"}}',                   # 3 '_', lower-case hex
+            f'{{"ev":"http","path":"/x?q={some(header, 3)}"}}',                             # 4 every third byte
+            f'{{"ev":"http","path":"/x?q={some(header, 2, upper=False)}"}}',                # 5 every other, lower
+            f'{{"ev":"http","path":"/login?next=%2Fcb%3Faccess_token%3D{some(token, 5)}"}}',  # 6 in a redirect
+            f'{{"ev":"error","message":"{twice}"}}',                                        # 7 encoded twice
+            f'{{"ev":"http","path":"/x?q={some(urllib.parse.quote(token, safe=""), 4)}"}}',  # 8 twice, in part
+            f'{{"ev":"http","path":"/x?q=%2567{token[1:].upper()}"}}',                       # 9 twice, case-folded
+        ]
+        secrets = [Secret(v, label) for v, label in harness.SENTINELS.items()]
+        hits, count = scan_file(self.planted(lines), secrets)
+        self.assertEqual(count, len(lines))
+        self.assertEqual({(h.line, h.form) for h in hits}, {(n, "decoded") for n in range(2, len(lines) + 1)},
+                         "\n".join(map(str, hits)))
+        self.assertFalse(any(h.secret.value in str(h) for h in hits), "a report never shows a secret")
+
     def test_scanner_finds_a_discovered_secret_and_ignores_clean_text(self):
-        argv = ["curl", "-H", "Authorization: token s3cr3t-value-1", "https://u:hunter22@h/x?api_key=k3y-value-2&a=b"]
+        argv = ["curl", "-H", "Authorization: token s3cr3t-value-1", "https://u:hunter22@h/x?api_key=k3y-value-2&a=b",
+                "https://h/x?X-Api%2DKey=k3y-value-3&next=%2Fcb%3F%2561ccess_token%253Dt0ken-value-4%26p%3D1"]
         found = dict((v, l) for a in argv for v, l in secrets_in_text(a, "argv"))
-        self.assertEqual(set(found), {"s3cr3t-value-1", "hunter22", "u:hunter22", "k3y-value-2"})
+        self.assertEqual(set(found), {"s3cr3t-value-1", "hunter22", "u:hunter22", "k3y-value-2", "k3y-value-3",
+                                      "t0ken-value-4"})
         secrets = [Secret(v, l) for v, l in found.items()]
         clean = self.planted(['{"ev":"tunnel","proxy":"http://u:***@h","path":"/x?api_key=***&a=b"}'])
         self.assertEqual(scan_file(clean, secrets)[0], [])

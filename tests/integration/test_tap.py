@@ -7,8 +7,11 @@ import os
 import shutil
 import tempfile
 import unittest
+import urllib.parse
 
+import harness
 import net
+import secrets_scan
 from harness import PROGRAMS, PYTHON, SENTINEL_HEADER_TOKEN, TempDirTest, read_trace, run, runtime, shim_env
 
 W = CA = PROXY = None
@@ -57,6 +60,48 @@ class Tap(TempDirTest):
         text = open(self.trace).read()
         self.assertNotIn(SECRET[len("github_pat_"):], text)
         self.assertNotIn("session=abc", text)
+
+    def test_secrets_in_any_encoding_of_a_target_never_reach_the_trace(self):
+        """Issue #16: secrets behind percent-escapes or percent-encoded themselves (in part, in
+        either case, twice), under secret names however written, in JWTs, bot tokens and path
+        parameters, and in the userinfo of an absolute-form target with a mixed-case scheme."""
+        password = urllib.parse.quote(harness.SENTINEL_PROXY_PASSWORD, safe="")  # no token shape
+        every_byte = "".join(f"%{b:02x}" for b in SECRET.encode())
+        jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0." + SECRET
+        cases = [
+            (f"/cb?next=%2Fcb%3Faccess_token%3D{SECRET}&page=2", "/cb?next=%2Fcb%3Faccess_token%3D***&page=2"),
+            (f"/search?q=token%3A{SECRET}", "/search?q=token%3Agithub_pat_***"),
+            (f"/x?q=%67{SECRET[1:]}", "/x?q=github_pat_***"),
+            (f"/x?q={SECRET.replace('_', '%5f')}", "/x?q=github_pat_***"),
+            (f"/x?q={every_byte}", "/x?q=github_pat_***"),
+            (f"/x?q={every_byte.replace('%', '%25')}", "/x?q=github_pat_***"),
+            (f"/x?access%5Ftoken={password}&page=2", "/x?access%5Ftoken=***&page=2"),
+            (f"/x?%61ccess_token={password}", "/x?%61ccess_token=***"),
+            (f"/x?X-API-KEY={password}&Subscription-Key={password}&pwd={password}",
+             "/x?X-API-KEY=***&Subscription-Key=***&pwd=***"),
+            (f"/x?next=%2Fcb%3Fpassword%3D{urllib.parse.quote(password, safe='')}%26page%3D2",
+             "/x?next=%2Fcb%3Fpassword%3D***%26page%3D2"),
+            (f"/app;jsessionid={password}/next", "/app;jsessionid=***/next"),
+            (f"/bot123456789:{SECRET}/getMe", "/bot***/getMe"),
+            (f"/oauth/token?assertion={jwt}&x=1", "/oauth/token?assertion=***&x=1"),
+            (f"/x/{jwt}/status", "/x/jwt:***/status"),
+            (f"/x?next=https%3A%2F%2Fawf-agent%3A{urllib.parse.quote(password, safe='')}%40h%2F",
+             "/x?next=https%3A%2F%2F***%40h%2F"),
+        ]
+        args = ["--path-as-is", f"https://{net.API}{cases[0][0]}"]
+        for target, _ in cases[1:]:
+            args += ["-o", "/dev/null", f"https://{net.API}{target}"]
+        # One more request, in absolute form: the userinfo goes whatever the scheme's case.
+        args += ["--next", "--http1.1", "--cacert", CA, "-o", "/dev/null",
+                 "--request-target", f"Https://awf-agent:{password}@{net.API}/abs?page=2", f"https://{net.API}/"]
+        self.curl(*args)
+        events = self.http_events()
+        self.assertEqual([e["path"] for e in events], [want for _, want in cases] + ["/abs?page=2"])
+        self.assertEqual({(e["host"], e["status"]) for e in events}, {(net.API, 200)})
+        # The run's secrets scan searches this trace too, at the end; this says which test leaked.
+        secrets = [secrets_scan.Secret(v, label) for v, label in harness.SENTINELS.items()]
+        hits, _ = secrets_scan.scan_file(self.trace, secrets)
+        self.assertEqual(hits, [], "\n".join(map(str, hits)))
 
     def test_chat_request_body_is_summarized_never_copied(self):
         body = json.dumps({"model": "gpt-5-mini", "stream": True, "max_tokens": 64,
