@@ -8,7 +8,8 @@
 //  - a tunnel still in its handshake: a blocking socket waits for it (bounded by the timeout and
 //    the socket's SO_RCVTIMEO/SO_SNDTIMEO, interrupted by a signal as the kernel's call would be);
 //    a non-blocking read reports EAGAIN (nothing from the target can be there yet) and a
-//    non-blocking write is held and reported written, to be flushed once the tunnel opens;
+//    non-blocking write is held and reported written, to be flushed once the tunnel opens (and only
+//    then counted in bytes_out: a refused tunnel carried none of it to the target);
 //  - reads continue with the application's real read once the reply head is consumed: EAGAIN is
 //    only ever the socket's own answer.
 #include <fcntl.h>
@@ -111,7 +112,6 @@ bool BeforeWrite(Conn& c, int fd, const iovec* iov, int iovcnt, int flags, ssize
       for (int i = 0; i < iovcnt; i++) total += iov[i].iov_len;
       if (c.held.size() + total > kMaxHeld) return Stop(rc, EAGAIN);
       for (int i = 0; i < iovcnt; i++) c.held.append(static_cast<const char*>(iov[i].iov_base), iov[i].iov_len);
-      c.bytes_out.fetch_add(total, std::memory_order_relaxed);
       InspectOut(c, iov, iovcnt, total);
       c.RefreshFast();
       *rc = static_cast<ssize_t>(total);

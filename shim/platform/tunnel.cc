@@ -103,7 +103,8 @@ void ReadReply(Conn& c) {
   TraceTunnel(c);
 }
 
-// Sends held application bytes; true when none are left.
+// Sends held application bytes, counting them out only now (a refused tunnel sent none); true
+// when none are left.
 bool FlushHeld(Conn& c) {
   while (!c.held.empty()) {
     ssize_t n = real().send(c.fd, c.held.data(), c.held.size(), kSendFlags);
@@ -114,6 +115,7 @@ bool FlushHeld(Conn& c) {
       return false;
     }
     c.held.erase(0, static_cast<size_t>(n));
+    c.bytes_out.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
   }
   return true;
 }
