@@ -70,6 +70,7 @@ struct HttpExchange {
   std::string body_summary_json;
   std::optional<SseUsage> usage;     // the last usage reported by the response (SSE or chat JSON)
   std::string problem;               // set when the exchange did not complete normally: why
+  bool incomplete = false;           // still open when the process exited (OnExit)
 };
 
 // One per TLS connection; not thread-safe (the caller serialises a connection's calls). A
@@ -81,12 +82,19 @@ class Http1Stream {
   Http1Stream(Http1Stream&&) noexcept;
   Http1Stream& operator=(Http1Stream&&) noexcept;
 
-  // Bytes the client wrote / read, in order per direction, with the time they were seen.
+  // Bytes the client wrote / read, in order per direction, with the time they were seen. The
+  // directions may come out of order (a reader thread can see a response before the writer's
+  // request is fed): a final response with no request awaiting it is held, head and up to
+  // kMaxHttpHead bytes after it, for the next request; past that, or at the end, it is a response
+  // without a request.
   void OnClientBytes(absl::string_view bytes, int64_t now_us);
   void OnServerBytes(absl::string_view bytes, int64_t now_us);
   // The connection ended: finishes a response delimited by the close, and reports every exchange
   // still open (with a problem). Later bytes are ignored.
   void OnClose(int64_t now_us);
+  // The process is exiting with the connection open: reports every exchange begun, those not
+  // finished `incomplete` (with a problem, and what was seen so far). Later bytes are ignored.
+  void OnExit(int64_t now_us);
 
   // Exchanges finished since the last call, in request order.
   std::vector<HttpExchange> TakeCompleted();

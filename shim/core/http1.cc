@@ -78,6 +78,14 @@ struct Http1Stream::Impl {
   uint64_t server_seq = 0;  // the exchange whose response body is arriving
   UsageScanner usage;
 
+  // A final response head that came with no request awaiting it stays in server_head, and what
+  // follows it here, until a request arrives: a reader thread's SSL_read can return the answer
+  // before the writer's SSL_write has returned and been fed. Past kMaxHttpHead bytes, or at the
+  // end, it is a response without a request.
+  bool server_waiting = false;
+  std::string early;
+  int64_t early_us = 0;  // when the last of it was seen
+
   Pending& At(uint64_t seq) { return pending[static_cast<size_t>(seq - first_seq)]; }
 
   void Emit(HttpExchange&& ex) {
@@ -123,6 +131,8 @@ struct Http1Stream::Impl {
     stopped = true;
     client_head.Reset();
     server_head.Reset();
+    server_waiting = false;
+    std::string().swap(early);
     client_body.Start(BodyReader::Kind::kNone, 0);
     server_body.Start(BodyReader::Kind::kNone, 0);
     usage.Start(UsageScanner::Mode::kOff);
@@ -218,7 +228,8 @@ struct Http1Stream::Impl {
     client_seq = seq;
   }
 
-  void OnResponseHead(int64_t now_us) {
+  // `may_wait`: a response with no request awaiting it waits for one (server_waiting).
+  void OnResponseHead(int64_t now_us, bool may_wait) {
     absl::string_view head = server_head.view();
     int status = 0;
     absl::string_view bad = ParseStatusLine(head, &status);
@@ -234,6 +245,11 @@ struct Http1Stream::Impl {
 
     // Responses answer requests in order: the first exchange without one.
     auto it = std::find_if(pending.begin(), pending.end(), [](const Pending& p) { return !p.response_done; });
+    if (it == pending.end() && may_wait) {
+      server_waiting = true;
+      early_us = now_us;
+      return;
+    }
     if (it == pending.end()) {
       // A server may answer before a request (408 before closing an idle connection).
       if (pending.size() >= kMaxPendingExchanges) {
@@ -291,9 +307,103 @@ struct Http1Stream::Impl {
     server_seq = seq;
   }
 
+  void ClientBytes(absl::string_view in, int64_t now_us) {
+    while (!stopped) {
+      if (client_phase == Phase::kHead) {
+        if (in.empty() || !HeadComplete(client_head, &in, now_us, /*request=*/true)) return;
+        OnRequestHead(now_us);
+        if (server_waiting && !stopped) ReplayWaiting(/*orphan=*/false, now_us);
+        continue;
+      }
+      // The body: asked even without bytes, since a length may have just been reached.
+      Pending& p = At(client_seq);
+      absl::string_view piece;
+      switch (client_body.Next(&in, &piece)) {
+        case BodyReader::Step::kPiece:
+          p.ex.request_body_bytes += piece.size();
+          if (p.summarize && p.body.size() < kMaxChatBody) {
+            p.body.append(piece.data(), std::min(piece.size(), kMaxChatBody - p.body.size()));
+          }
+          break;
+        case BodyReader::Step::kDone:
+          FinishRequest(p, now_us);
+          client_phase = Phase::kHead;
+          Flush();
+          break;
+        case BodyReader::Step::kError:
+          return GiveUp(absl::StrCat("request body: ", client_body.problem()), now_us);
+        case BodyReader::Step::kMore:
+          return;
+      }
+    }
+  }
+
+  void ServerBytes(absl::string_view in, int64_t now_us) {
+    while (!stopped) {
+      if (server_waiting) {
+        size_t take = std::min(in.size(), kMaxHttpHead - early.size());
+        if (take > 0) {
+          early.append(in.data(), take);
+          in.remove_prefix(take);
+          early_us = now_us;
+        }
+        if (in.empty()) return;
+        ReplayWaiting(/*orphan=*/true, now_us);  // held as long as it may be: no request is coming for it
+        continue;
+      }
+      if (server_phase == Phase::kHead) {
+        if (in.empty() || !HeadComplete(server_head, &in, now_us, /*request=*/false)) return;
+        OnResponseHead(now_us, /*may_wait=*/true);
+        continue;
+      }
+      Pending& p = At(server_seq);
+      absl::string_view piece;
+      switch (server_body.Next(&in, &piece)) {
+        case BodyReader::Step::kPiece:
+          p.ex.response_body_bytes += piece.size();
+          if (usage.active()) usage.Feed(piece);
+          break;
+        case BodyReader::Step::kDone:
+          FinishResponse(p, now_us);
+          server_phase = Phase::kHead;
+          Flush();
+          break;
+        case BodyReader::Step::kError:
+          return GiveUp(absl::StrCat("response body: ", server_body.problem()), now_us);
+        case BodyReader::Step::kMore:
+          return;
+      }
+    }
+  }
+
+  // Takes up the waiting response: with the request that has just arrived, or, when `orphan`, as
+  // a response without one. Then the bytes that followed it. They are dated when they were seen,
+  // unless what brings them up is later (a request written before its answer was read is fed
+  // after it, dated from when its write began, so this is rare): nothing ends before it began.
+  void ReplayWaiting(bool orphan, int64_t now_us) {
+    server_waiting = false;
+    std::string rest;
+    rest.swap(early);
+    int64_t at = std::max(early_us, now_us);
+    OnResponseHead(at, /*may_wait=*/!orphan);
+    ServerBytes(rest, at);
+  }
+
+  // Gives each exchange still open why it ended there ("<why> before the response").
+  void Unfinished(absl::string_view why) {
+    for (Pending& p : pending) {
+      if (!p.ex.problem.empty()) continue;
+      if (!p.response_done) {
+        p.ex.problem = absl::StrCat(why, p.ex.status == 0 ? " before the response" : " before the response ended");
+      } else if (!p.request_done) {
+        p.ex.problem = absl::StrCat(why, " before the request ended");
+      }
+    }
+  }
+
   size_t buffered() const {
-    size_t n = client_head.size() + server_head.size() + client_body.buffered() + server_body.buffered() +
-               usage.buffered();
+    size_t n = client_head.size() + server_head.size() + early.size() + client_body.buffered() +
+               server_body.buffered() + usage.buffered();
     for (const Pending& p : pending) n += p.body.size();
     return n;
   }
@@ -304,82 +414,30 @@ Http1Stream::~Http1Stream() = default;
 Http1Stream::Http1Stream(Http1Stream&&) noexcept = default;
 Http1Stream& Http1Stream::operator=(Http1Stream&&) noexcept = default;
 
-void Http1Stream::OnClientBytes(absl::string_view in, int64_t now_us) {
-  Impl& s = *impl_;
-  while (!s.stopped) {
-    if (s.client_phase == Phase::kHead) {
-      if (in.empty() || !s.HeadComplete(s.client_head, &in, now_us, /*request=*/true)) return;
-      s.OnRequestHead(now_us);
-      continue;
-    }
-    // The body: asked even without bytes, since a length may have just been reached.
-    Pending& p = s.At(s.client_seq);
-    absl::string_view piece;
-    switch (s.client_body.Next(&in, &piece)) {
-      case BodyReader::Step::kPiece:
-        p.ex.request_body_bytes += piece.size();
-        if (p.summarize && p.body.size() < kMaxChatBody) {
-          p.body.append(piece.data(), std::min(piece.size(), kMaxChatBody - p.body.size()));
-        }
-        break;
-      case BodyReader::Step::kDone:
-        s.FinishRequest(p, now_us);
-        s.client_phase = Phase::kHead;
-        s.Flush();
-        break;
-      case BodyReader::Step::kError:
-        return s.GiveUp(absl::StrCat("request body: ", s.client_body.problem()), now_us);
-      case BodyReader::Step::kMore:
-        return;
-    }
-  }
-}
-
-void Http1Stream::OnServerBytes(absl::string_view in, int64_t now_us) {
-  Impl& s = *impl_;
-  while (!s.stopped) {
-    if (s.server_phase == Phase::kHead) {
-      if (in.empty() || !s.HeadComplete(s.server_head, &in, now_us, /*request=*/false)) return;
-      s.OnResponseHead(now_us);
-      continue;
-    }
-    Pending& p = s.At(s.server_seq);
-    absl::string_view piece;
-    switch (s.server_body.Next(&in, &piece)) {
-      case BodyReader::Step::kPiece:
-        p.ex.response_body_bytes += piece.size();
-        if (s.usage.active()) s.usage.Feed(piece);
-        break;
-      case BodyReader::Step::kDone:
-        s.FinishResponse(p, now_us);
-        s.server_phase = Phase::kHead;
-        s.Flush();
-        break;
-      case BodyReader::Step::kError:
-        return s.GiveUp(absl::StrCat("response body: ", s.server_body.problem()), now_us);
-      case BodyReader::Step::kMore:
-        return;
-    }
-  }
-}
+void Http1Stream::OnClientBytes(absl::string_view in, int64_t now_us) { impl_->ClientBytes(in, now_us); }
+void Http1Stream::OnServerBytes(absl::string_view in, int64_t now_us) { impl_->ServerBytes(in, now_us); }
 
 void Http1Stream::OnClose(int64_t now_us) {
   Impl& s = *impl_;
   if (s.stopped) return;
+  if (s.server_waiting) s.ReplayWaiting(/*orphan=*/true, now_us);
   if (s.server_phase == Phase::kBody && s.server_body.until_close()) {
     s.FinishResponse(s.At(s.server_seq), now_us);
     s.server_phase = Phase::kHead;
     s.Flush();
   }
-  for (Pending& p : s.pending) {
-    if (!p.response_done && p.ex.problem.empty()) {
-      p.ex.problem = p.ex.status == 0 ? "connection closed before the response"
-                                      : "connection closed before the response ended";
-    } else if (!p.request_done && p.ex.problem.empty()) {
-      p.ex.problem = "connection closed before the request ended";
-    }
-  }
+  s.Unfinished("connection closed");
   s.EmitAllAndStop("connection closed", now_us);
+}
+
+void Http1Stream::OnExit(int64_t now_us) {
+  Impl& s = *impl_;
+  if (s.stopped) return;
+  if (s.server_waiting) s.ReplayWaiting(/*orphan=*/true, now_us);
+  // The connection is still open: a body delimited by its close has not ended either.
+  s.Unfinished("the process exited");
+  for (Pending& p : s.pending) p.ex.incomplete = !(p.request_done && p.response_done);
+  s.EmitAllAndStop("the process exited", now_us);
 }
 
 std::vector<HttpExchange> Http1Stream::TakeCompleted() {

@@ -151,6 +151,7 @@ void AfterForkInChild() {
 // even while other threads run on.
 __attribute__((destructor)) void TraceOpenConnectionsAtExit() {
   if (!g_engine || !g_engine->trace.on()) return;
+  TapFlushAtExit();
   for (int fd = 0; fd <= g_engine->max_tracked_fd.load(); fd++) {
     if (Conn* c = ConnFor(fd); c && c->fd == fd) TraceClose(*c, /*at_exit=*/true);
   }

@@ -78,6 +78,15 @@ void PatchExecutableOpenSsl();
 void TapLockForFork();
 void TapUnlockAfterFork();
 void TapResetInChild();
+// At exit: each exchange still open becomes an `http` event marked incomplete.
+void TapFlushAtExit();
+// The followed fd this thread last read or wrote through the I/O hooks since the tap reset it to
+// kIoFdNone, kIoFdMany after two different ones: the socket under an SSL* whose BIO is its own
+// (curl's), which SSL_get_fd cannot name.
+inline constexpr int kIoFdNone = -1;
+inline constexpr int kIoFdMany = -2;
+extern thread_local int tl_io_fd;
+inline void NoteIoFd(int fd) { tl_io_fd = tl_io_fd == kIoFdNone || tl_io_fd == fd ? fd : kIoFdMany; }
 
 // The shim's own fds (the trace file, the pump's epoll): kept open when the application closes
 // fds in bulk, and moved aside when the application dup2()s onto one.

@@ -125,10 +125,11 @@ static double Ms(int64_t from_us, int64_t to_us) {
   return from_us && to_us >= from_us ? static_cast<double>(to_us - from_us) / 1000.0 : -1;
 }
 
-void TraceHttp(const HttpExchange& x, absl::string_view sni) {
+void TraceHttp(const HttpExchange& x, absl::string_view sni, int fd) {
   const Trace& t = engine().trace;
   if (!t.on()) return;
   JsonWriter w = t.Event("http");
+  if (fd >= 0) w.Field("fd", fd);
   w.Field("host", x.host.empty() ? std::string(sni) : x.host).Field("sni", sni);
   w.Field("method", x.method).Field("path", x.path).Field("status", x.status);
   if (!x.content_type.empty()) w.Field("content_type", x.content_type);
@@ -146,13 +147,15 @@ void TraceHttp(const HttpExchange& x, absl::string_view sni) {
     w.EndObject();
   }
   if (!x.problem.empty()) w.Field("problem", x.problem);
+  if (x.incomplete) w.Field("incomplete", true);
   t.Emit(w);
 }
 
-void TraceHttp2(absl::string_view sni) {
+void TraceHttp2(absl::string_view sni, int fd) {
   const Trace& t = engine().trace;
   if (!t.on()) return;
   JsonWriter w = t.Event("http");
+  if (fd >= 0) w.Field("fd", fd);
   w.Field("host", sni).Field("sni", sni).Field("protocol", "h2").Field("problem", "HTTP/2 is not parsed");
   t.Emit(w);
 }

@@ -20,10 +20,11 @@ void TraceTls(const Conn& c, absl::string_view sni, const std::vector<std::strin
 // `at_exit`: the process is exiting with the connection still open (it never closed it).
 void TraceClose(const Conn& c, bool at_exit = false);
 
-// One HTTP/1.1 exchange seen through the TLS tap; `sni` names the host when Host is missing.
-void TraceHttp(const HttpExchange& x, absl::string_view sni);
+// One HTTP/1.1 exchange seen through the TLS tap; `sni` names the host when Host is missing; `fd`
+// is the connection's socket, -1 when not known (memory BIOs).
+void TraceHttp(const HttpExchange& x, absl::string_view sni, int fd);
 // The connection speaks HTTP/2: the tap reports it once and looks no further.
-void TraceHttp2(absl::string_view sni);
+void TraceHttp2(absl::string_view sni, int fd);
 
 // "ECONNREFUSED" for ECONNREFUSED.
 const char* ErrnoName(int err);

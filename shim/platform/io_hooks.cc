@@ -2,7 +2,7 @@
 //
 // The front calls these only for fds with engine state. Criteria:
 //  - open and nothing to look at: straight to libc, counting bytes (the hot path: one atomic
-//    load, one call, one atomic add);
+//    load, a thread-local note of the fd for the TLS tap, one call, one atomic add);
 //  - a failed tunnel: every call fails with the tunnel's errno, so the proxy's error page never
 //    reaches the application as data;
 //  - a tunnel still in its handshake: a blocking socket waits for it (bounded by the timeout and
@@ -144,6 +144,7 @@ template <typename Call>
 ssize_t ReadVia(int fd, const iovec* iov, int iovcnt, int flags, Call call) {
   Conn* c = ConnFor(fd);
   if (!c || tl_in_shim) return call();
+  NoteIoFd(fd);
   if (!c->fast.load(std::memory_order_acquire)) {
     if (!(c = CheckedConnFor(fd))) return call();
     ssize_t rc;
@@ -158,6 +159,7 @@ template <typename Call>
 ssize_t WriteVia(int fd, const iovec* iov, int iovcnt, int flags, Call call) {
   Conn* c = ConnFor(fd);
   if (!c || tl_in_shim) return call();
+  NoteIoFd(fd);
   if (!c->fast.load(std::memory_order_acquire)) {
     if (!(c = CheckedConnFor(fd))) return call();
     ssize_t rc;
@@ -276,6 +278,8 @@ int Sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags) {
 }
 
 }  // namespace
+
+thread_local int tl_io_fd __attribute__((tls_model("initial-exec"))) = kIoFdNone;
 
 void InstallIoHooks(awf_functions& hooks) {
   hooks.read = Read;

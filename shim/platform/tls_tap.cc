@@ -8,11 +8,15 @@
 // Criteria:
 //  - on only with a trace and AWF_SHIM_TAP=auto (the front does not even call here otherwise);
 //  - only calls that return > 0 bytes are recorded (SSL_write returns -1 while a handshake
-//    finishes);
+//    finishes), a write dated from when it began: a reader thread may see the answer before the
+//    writer's call returns (the tracker holds such an answer for its request);
+//  - the client side only: an SSL* of a TLS server in the process reads requests and writes
+//    responses, and is left alone;
 //  - no re-entry guard: an application call made inside another (Node runs JavaScript inside
 //    SSL_read, which calls SSL_write) is an ordinary call;
 //  - SSL* values are reused quickly: state is dropped at SSL_free, and the tracker tells a new
-//    connection from the old one only by that.
+//    connection from the old one only by that;
+//  - at exit, exchanges still open are reported `incomplete` (an interrupted stream).
 #include <atomic>
 #include <mutex>
 
@@ -34,14 +38,23 @@ struct TapState {
   std::mutex mu;
   Http1Stream http;
   std::string sni;
-  bool http2_reported = false;
+  int fd = -1;             // the socket under the SSL*; -1 for memory BIOs (Node)
+  bool server = false;     // the process's own TLS server: not tapped
+  bool inherited = false;  // a fork child's copy: the parent reports its exchanges
 };
 
 using GetServername = const char* (*)(const void* ssl, int type);
+using GetFd = int (*)(const void* ssl);
+using IsServer = int (*)(const void* ssl);
 
 std::mutex g_mu;
 absl::flat_hash_map<const void*, TapState*>* g_taps;  // never freed: hooks run during exit
+// OpenSSL's accessors, from the copy whose functions are tapped: the executable's own where it
+// was patched (then never looked for elsewhere: another copy's would misread its SSL*).
 std::atomic<GetServername> g_get_servername{nullptr};
+std::atomic<GetFd> g_get_fd{nullptr};
+std::atomic<IsServer> g_is_server{nullptr};
+std::atomic<bool> g_patched{false};  // the executable's own OpenSSL is tapped (Node)
 
 // The trampolines of patched functions; each published before any entry jumps to its hook.
 awf_functions g_trampolines;
@@ -54,6 +67,18 @@ auto Original() {
   return trampoline ? trampoline : real().*kMember;
 }
 
+// The definition `name` in the copy of OpenSSL the front forwards the tapped calls to; null where
+// that copy lacks it.
+template <typename Fn>
+Fn Accessor(std::atomic<Fn>& slot, const char* name) {
+  Fn fn = slot.load();
+  if (!fn && !g_patched.load()) {
+    fn = reinterpret_cast<Fn>(engine().next_definition(name));
+    slot.store(fn);
+  }
+  return fn;
+}
+
 TapState* StateFor(const void* ssl) {
   {
     std::lock_guard<std::mutex> lock(g_mu);
@@ -61,15 +86,13 @@ TapState* StateFor(const void* ssl) {
       if (auto it = g_taps->find(ssl); it != g_taps->end()) return it->second;
     }
   }
-  // A new connection. Its host name is looked up outside g_mu, which fork() waits for: the lookup
-  // calls into the front's symbol search (the loader's lock) and OpenSSL.
+  // A new connection. What OpenSSL says of it is asked outside g_mu, which fork() waits for: the
+  // lookups call into the front's symbol search (the loader's lock) and OpenSSL.
   auto* fresh = new TapState;
-  GetServername get = g_get_servername.load();
-  if (!get) {
-    get = reinterpret_cast<GetServername>(engine().next_definition("SSL_get_servername"));
-    g_get_servername.store(get);
-  }
-  if (const char* name = get ? get(ssl, kTlsextNametypeHostName) : nullptr) fresh->sni = name;
+  GetServername get_servername = Accessor(g_get_servername, "SSL_get_servername");
+  if (const char* name = get_servername ? get_servername(ssl, kTlsextNametypeHostName) : nullptr) fresh->sni = name;
+  if (GetFd get_fd = Accessor(g_get_fd, "SSL_get_fd")) fresh->fd = get_fd(ssl);
+  if (IsServer is_server = Accessor(g_is_server, "SSL_is_server")) fresh->server = is_server(ssl) == 1;
   std::lock_guard<std::mutex> lock(g_mu);
   if (!g_taps) g_taps = new absl::flat_hash_map<const void*, TapState*>;
   auto [it, inserted] = g_taps->try_emplace(ssl, fresh);
@@ -78,44 +101,70 @@ TapState* StateFor(const void* ssl) {
 }
 
 void Report(TapState& t) {
-  for (HttpExchange& x : t.http.TakeCompleted()) TraceHttp(x, t.sni);
-  if (t.http.TakeHttp2Detected()) TraceHttp2(t.sni);
+  for (HttpExchange& x : t.http.TakeCompleted()) TraceHttp(x, t.sni, t.fd);
+  if (t.http.TakeHttp2Detected()) TraceHttp2(t.sni, t.fd);
 }
 
-void Feed(const void* ssl, const void* buf, size_t n, bool from_client) {
+// The followed socket one tapped call read or wrote, if only one (tl_io_fd). Not believed for a
+// patched executable (Node): its memory BIOs do no socket I/O inside the call, and what happens
+// there is JavaScript's, on any socket.
+class IoFdWatch {
+ public:
+  IoFdWatch() : outer_(tl_io_fd) { tl_io_fd = kIoFdNone; }
+  // A call nested in another (Node) was part of the outer one too.
+  ~IoFdWatch() {
+    int inner = tl_io_fd;
+    tl_io_fd = outer_;
+    if (inner != kIoFdNone) NoteIoFd(inner);
+  }
+  int fd() const { return g_patched.load(std::memory_order_relaxed) ? kIoFdNone : tl_io_fd; }
+
+ private:
+  int outer_;
+};
+
+void Feed(const void* ssl, const void* buf, size_t n, bool from_client, int64_t now_us, int io_fd) {
   TapState* t = StateFor(ssl);
+  if (t->server) return;
   std::lock_guard<std::mutex> lock(t->mu);
+  if (t->fd < 0 && io_fd >= 0) t->fd = io_fd;  // a BIO of its own: SSL_get_fd knew none
   if (t->http.stopped()) return;
   absl::string_view bytes(static_cast<const char*>(buf), n);
   if (from_client) {
-    t->http.OnClientBytes(bytes, MonotonicMicros());
+    t->http.OnClientBytes(bytes, now_us);
   } else {
-    t->http.OnServerBytes(bytes, MonotonicMicros());
+    t->http.OnServerBytes(bytes, now_us);
   }
   Report(*t);
 }
 
 int SslWrite(void* ssl, const void* buf, int num) {
+  int64_t start_us = MonotonicMicros();
+  IoFdWatch io;
   int n = Original<&awf_functions::SSL_write>()(ssl, buf, num);
-  if (n > 0) Feed(ssl, buf, static_cast<size_t>(n), true);
+  if (n > 0) Feed(ssl, buf, static_cast<size_t>(n), true, start_us, io.fd());
   return n;
 }
 
 int SslWriteEx(void* ssl, const void* buf, size_t num, size_t* written) {
+  int64_t start_us = MonotonicMicros();
+  IoFdWatch io;
   int ok = Original<&awf_functions::SSL_write_ex>()(ssl, buf, num, written);
-  if (ok > 0 && written && *written > 0) Feed(ssl, buf, *written, true);
+  if (ok > 0 && written && *written > 0) Feed(ssl, buf, *written, true, start_us, io.fd());
   return ok;
 }
 
 int SslRead(void* ssl, void* buf, int num) {
+  IoFdWatch io;
   int n = Original<&awf_functions::SSL_read>()(ssl, buf, num);
-  if (n > 0) Feed(ssl, buf, static_cast<size_t>(n), false);
+  if (n > 0) Feed(ssl, buf, static_cast<size_t>(n), false, MonotonicMicros(), io.fd());
   return n;
 }
 
 int SslReadEx(void* ssl, void* buf, size_t num, size_t* readbytes) {
+  IoFdWatch io;
   int ok = Original<&awf_functions::SSL_read_ex>()(ssl, buf, num, readbytes);
-  if (ok > 0 && readbytes && *readbytes > 0) Feed(ssl, buf, *readbytes, false);
+  if (ok > 0 && readbytes && *readbytes > 0) Feed(ssl, buf, *readbytes, false, MonotonicMicros(), io.fd());
   return ok;
 }
 
@@ -166,7 +215,24 @@ void TapUnlockAfterFork() {
 void TapResetInChild() {
   new (&g_mu) std::mutex;
   if (g_taps) {
-    for (auto& [ssl, t] : *g_taps) new (&t->mu) std::mutex;
+    for (auto& [ssl, t] : *g_taps) {
+      new (&t->mu) std::mutex;
+      t->inherited = true;
+    }
+  }
+}
+
+// Other threads may still run: each connection is taken under its locks (g_mu, then its own, the
+// order of the fork handler; no hook holds both), and its tracker stopped, so nothing is reported
+// twice.
+void TapFlushAtExit() {
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (!g_taps) return;
+  for (auto& [ssl, t] : *g_taps) {
+    if (t->server || t->inherited) continue;
+    std::lock_guard<std::mutex> state_lock(t->mu);
+    t->http.OnExit(MonotonicMicros());
+    Report(*t);
   }
 }
 
@@ -232,9 +298,12 @@ void PatchExecutableOpenSsl() {
     TraceTapPatch("refused", s.message());
     return;
   }
-  // The host name too comes from the executable's OpenSSL (the front's search skips the
+  // The accessors too come from the executable's OpenSSL (the front's search skips the
   // executable, whose definitions it never interposes).
   g_get_servername.store(reinterpret_cast<GetServername>(FindInExecutable("SSL_get_servername").address));
+  g_get_fd.store(reinterpret_cast<GetFd>(FindInExecutable("SSL_get_fd").address));
+  g_is_server.store(reinterpret_cast<IsServer>(FindInExecutable("SSL_is_server").address));
+  g_patched.store(true);
   TraceTapPatch("patched", absl::StrJoin(names, ","));
 }
 

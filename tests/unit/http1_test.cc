@@ -455,6 +455,85 @@ TEST(Http1, ServerAnswersWithoutARequest) {
   EXPECT_EQ(r.exchanges[0].problem, "response without a request");
 }
 
+// Reader and writer threads on one SSL*: the reader's SSL_read returns each answer before the
+// writer's SSL_write has returned and been fed (the tap dates a request from when SSL_write began).
+TEST(Http1, ResponseSeenBeforeItsRequestStillPairs) {
+  std::string a = "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na";
+  std::string b = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nnot found\r\n.";
+  std::vector<Step> steps = {S(a, 20), C("GET /a HTTP/1.1\r\nHost: h\r\n\r\n", 10), S(b.substr(0, 50), 40),
+                             C("POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n", 30), C("xyz", 31),
+                             S(b.substr(50), 45)};
+  Played r = Play(steps, true, 50);
+  ASSERT_EQ(r.exchanges.size(), 2u) << DescribeAll(r);
+  EXPECT_EQ(Describe(r.exchanges[0]), "GET h /a 200 ct= rct= req=0 resp=1 t=10,10,20,20 sse=0 sum= usage=none problem=");
+  EXPECT_EQ(Describe(r.exchanges[1]),
+            "POST h /b 404 ct=text/plain rct= req=3 resp=12 t=30,31,40,45 sse=0 sum= usage=none problem=");
+  std::string expected = DescribeAll(r);
+  EXPECT_EQ(DescribeAll(Play(steps, true, 50, Split::kBytes)), expected);
+  for (uint32_t seed = 1; seed <= 10; seed++) EXPECT_EQ(DescribeAll(Play(steps, true, 50, Split::kRandom, seed)), expected);
+}
+
+TEST(Http1, ResponseWithoutARequestIsHeldOnlySoLong) {
+  // More than kMaxHttpHead bytes after the head and still no request: no request is coming.
+  std::string body(100000, 'x');
+  Played r = Play({S(absl::StrCat("HTTP/1.1 200 OK\r\nContent-Length: ", body.size(), "\r\n\r\n", body), 7)}, false);
+  ASSERT_EQ(r.exchanges.size(), 1u) << DescribeAll(r);
+  EXPECT_EQ(r.exchanges[0].status, 200);
+  EXPECT_EQ(r.exchanges[0].response_body_bytes, body.size());
+  EXPECT_EQ(r.exchanges[0].problem, "response without a request");
+  EXPECT_LE(r.max_buffered, kMaxHttpHead + 1024);
+  // A later request and its answer pair as usual.
+  Played next = Play({S(absl::StrCat("HTTP/1.1 408 Request Timeout\r\nContent-Length: ", body.size(), "\r\n\r\n", body), 1),
+                      C("GET /n HTTP/1.1\r\nHost: h\r\n\r\n", 2), S("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 3)},
+                     false);
+  ASSERT_EQ(next.exchanges.size(), 2u) << DescribeAll(next);
+  EXPECT_EQ(next.exchanges[0].status, 408);
+  EXPECT_EQ(next.exchanges[1].path, "/n");
+  EXPECT_EQ(next.exchanges[1].status, 200);
+  EXPECT_EQ(next.exchanges[1].problem, "");
+}
+
+TEST(Http1, ExitReportsOpenExchangesIncomplete) {
+  Http1Stream s;
+  std::string body = ChatBody(true);
+  s.OnClientBytes(ChatRequestHead("/chat/completions", body.size()) + body, 1);
+  s.OnClientBytes("GET /next HTTP/1.1\r\nHost: h\r\n\r\n", 2);
+  std::string first_events = ChunkedEvery(ChatSse(), 100);
+  first_events.resize(300);
+  s.OnServerBytes(SseResponseHead() + first_events, 3);
+  EXPECT_TRUE(s.TakeCompleted().empty());
+  s.OnExit(9);
+  std::vector<HttpExchange> done = s.TakeCompleted();
+  ASSERT_EQ(done.size(), 2u);
+  EXPECT_TRUE(done[0].incomplete);
+  EXPECT_EQ(done[0].status, 200);
+  EXPECT_TRUE(done[0].sse);
+  EXPECT_EQ(done[0].body_summary_json, kChatSummary);
+  EXPECT_GT(done[0].response_body_bytes, 200u);
+  EXPECT_EQ(done[0].first_response_byte_us, 3);
+  EXPECT_EQ(done[0].end_us, 9);
+  EXPECT_EQ(done[0].problem, "the process exited before the response ended");
+  EXPECT_TRUE(done[1].incomplete);
+  EXPECT_EQ(done[1].path, "/next");
+  EXPECT_EQ(done[1].status, 0);
+  EXPECT_EQ(done[1].problem, "the process exited before the response");
+  EXPECT_TRUE(s.stopped());
+  s.OnClose(10);
+  EXPECT_TRUE(s.TakeCompleted().empty());
+
+  // A body delimited by the close has not ended while the connection is open.
+  Http1Stream legacy;
+  legacy.OnClientBytes("GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n", 1);
+  legacy.OnServerBytes("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.0 200 OK\r\n\r\n<html>", 2);
+  ASSERT_EQ(legacy.TakeCompleted().size(), 1u);
+  legacy.OnExit(3);
+  done = legacy.TakeCompleted();
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_TRUE(done[0].incomplete);
+  EXPECT_EQ(done[0].response_body_bytes, 6u);
+  EXPECT_EQ(done[0].problem, "the process exited before the response ended");
+}
+
 TEST(Http1, Http2PrefaceStopsParsing) {
   Http1Stream s;
   std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"s;
