@@ -4,8 +4,10 @@ a real Squid set up like the firewall's, and a trap for direct connections."""
 import json
 import os
 import select
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -66,6 +68,28 @@ def upstream(work, name, listens, mode="http", tls_dir=None, log=None):
     if log:
         argv += ["--log", log]
     return Process(argv, os.path.join(work, f"{name}.ports"))
+
+
+class TlsUpstreamBehindProxy:
+    """The tap tests' module fixture: a scratch dir (.dir), a test CA (.ca) for API, an HTTPS
+    upstream for it, and a fault-injecting CONNECT proxy (.proxy) that maps every name to it."""
+
+    def __init__(self, prefix):
+        self.prefix = prefix
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix=self.prefix, dir="/tmp")
+        os.chmod(self.dir, 0o755)
+        self.ca = make_ca(os.path.join(self.dir, "ca"), [API])
+        self._stack = [upstream(self.dir, "https", [f"{UPSTREAM_IP}:443"], "http", os.path.join(self.dir, "ca")).__enter__()]
+        self.proxy = connect_proxy(self.dir, maps=[f"*={UPSTREAM_IP}"]).__enter__()
+        self._stack.append(self.proxy)
+        return self
+
+    def __exit__(self, *exc):
+        for p in reversed(self._stack):
+            p.__exit__(None, None, None)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def gated_connect_proxy(test):

@@ -4,8 +4,6 @@ patched function entries. The trace gets one `http` event per exchange — never
 a body — with bounded memory."""
 import json
 import os
-import shutil
-import tempfile
 import unittest
 import urllib.parse
 
@@ -15,24 +13,18 @@ import secrets_scan
 from harness import PROGRAMS, PYTHON, SENTINEL_HEADER_TOKEN, TempDirTest, read_trace, run, runtime, shim_env
 
 W = CA = PROXY = None
-_stack = []
+_fixture = net.TlsUpstreamBehindProxy("awfshim-tap-")
 SECRET = SENTINEL_HEADER_TOKEN
 
 
 def setUpModule():
     global W, CA, PROXY
-    W = tempfile.mkdtemp(prefix="awfshim-tap-", dir="/tmp")
-    os.chmod(W, 0o755)
-    CA = net.make_ca(os.path.join(W, "ca"), [net.API])
-    _stack.append(net.upstream(W, "https", [f"{net.UPSTREAM_IP}:443"], "http", os.path.join(W, "ca")).__enter__())
-    PROXY = net.connect_proxy(W, maps=[f"*={net.UPSTREAM_IP}"]).__enter__()
-    _stack.append(PROXY)
+    _fixture.__enter__()
+    W, CA, PROXY = _fixture.dir, _fixture.ca, _fixture.proxy
 
 
 def tearDownModule():
-    for p in reversed(_stack):
-        p.__exit__(None, None, None)
-    shutil.rmtree(W, ignore_errors=True)
+    _fixture.__exit__(None, None, None)
 
 
 class Tap(TempDirTest):

@@ -4,8 +4,6 @@ filter), with a second thread already running, and across fork() while other thr
 the tap. patchable_ssl is a fake OpenSSL exported by a non-PIE executable, as Node's is; Node 24
 itself runs under the same filter."""
 import os
-import shutil
-import tempfile
 import unittest
 
 import net
@@ -15,23 +13,17 @@ PATCHABLE = os.path.join(PROGRAMS, "patchable_ssl")
 SECCOMP_EXEC = os.path.join(PROGRAMS, "seccomp_exec")
 EXCHANGED = "SSL_write=41 SSL_read=40"  # the request's and the canned response's lengths
 W = CA = PROXY = None
-_stack = []
+_fixture = net.TlsUpstreamBehindProxy("awfshim-tapsafety-")
 
 
 def setUpModule():
     global W, CA, PROXY
-    W = tempfile.mkdtemp(prefix="awfshim-tapsafety-", dir="/tmp")
-    os.chmod(W, 0o755)
-    CA = net.make_ca(os.path.join(W, "ca"), [net.API])
-    _stack.append(net.upstream(W, "https", [f"{net.UPSTREAM_IP}:443"], "http", os.path.join(W, "ca")).__enter__())
-    PROXY = net.connect_proxy(W, maps=[f"*={net.UPSTREAM_IP}"]).__enter__()
-    _stack.append(PROXY)
+    _fixture.__enter__()
+    W, CA, PROXY = _fixture.dir, _fixture.ca, _fixture.proxy
 
 
 def tearDownModule():
-    for p in reversed(_stack):
-        p.__exit__(None, None, None)
-    shutil.rmtree(W, ignore_errors=True)
+    _fixture.__exit__(None, None, None)
 
 
 @unittest.skipUnless(os.path.exists(PATCHABLE), "x86-64 only")
