@@ -3,34 +3,26 @@ ties an `http` event to its connection, responses read before their request's wr
 the process's own TLS server, and exchanges still open when the process exits."""
 import json
 import os
-import shutil
 import subprocess
-import tempfile
 import unittest
 
 import net
 from harness import PROGRAMS, PYTHON, TempDirTest, read_trace, run, runtime, shim_env
 
 W = CA = PROXY = DENY = None
-_stack = []
+_fixture = net.TlsUpstreamBehindProxy("awfshim-facts-")
 
 
 def setUpModule():
     global W, CA, PROXY, DENY
-    W = tempfile.mkdtemp(prefix="awfshim-facts-", dir="/tmp")
-    os.chmod(W, 0o755)
-    CA = net.make_ca(os.path.join(W, "ca"), [net.API])
-    _stack.append(net.upstream(W, "https", [f"{net.UPSTREAM_IP}:443"], "http", os.path.join(W, "ca")).__enter__())
-    PROXY = net.connect_proxy(W, maps=[f"*={net.UPSTREAM_IP}"]).__enter__()
-    _stack.append(PROXY)
+    _fixture.__enter__()
+    W, CA, PROXY = _fixture.dir, _fixture.ca, _fixture.proxy
     DENY = net.connect_proxy(W, name="deny", fault="deny").__enter__()
-    _stack.append(DENY)
 
 
 def tearDownModule():
-    for p in reversed(_stack):
-        p.__exit__(None, None, None)
-    shutil.rmtree(W, ignore_errors=True)
+    DENY.__exit__(None, None, None)
+    _fixture.__exit__(None, None, None)
 
 
 class Facts(TempDirTest):
