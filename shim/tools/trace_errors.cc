@@ -15,7 +15,10 @@ const ErrorsReport::Context* ErrorsReport::ConnectFor(const Event& e) const {
   std::optional<int64_t> fd = Int(e, "fd");
   if (!fd) return nullptr;
   auto it = connects_.find(std::make_pair(e.pid, *fd));
-  return it == connects_.end() ? nullptr : &it->second;
+  if (it == connects_.end() || it->second.ts_us > e.ts_us) return nullptr;
+  // An http event may be written after its connection closed (an exchange open at exit).
+  if (it->second.closed && e.ev != Ev::kHttp) return nullptr;
+  return &it->second;
 }
 
 void ErrorsReport::Emit(const Event& e, std::string_view kind, const std::string& what,
@@ -78,7 +81,10 @@ void ErrorsReport::Add(const Event& e, std::string* out) {
       return;
     }
     case Ev::kClose:
-      if (std::optional<int64_t> fd = Int(e, "fd")) connects_.erase(std::make_pair(e.pid, *fd));
+      if (std::optional<int64_t> fd = Int(e, "fd")) {
+        auto it = connects_.find(std::make_pair(e.pid, *fd));
+        if (it != connects_.end()) it->second.closed = true;
+      }
       return;
     case Ev::kTunnel: {
       if (Str(e, "result") == "open") return;
@@ -140,12 +146,21 @@ void ErrorsReport::Add(const Event& e, std::string* out) {
       return;
     }
     case Ev::kHttp: {
-      if (UnparsedHttp(e)) return;
+      const bool interrupted = InterruptedHttp(e);
+      if (!interrupted && !FailedHttp(e)) return;
       std::optional<int64_t> status = Int(e, "status");
-      if (status && *status > 0 && *status < 400) return;
       std::string what = Cat("http ", Str(e, "method", "?"), " ", Str(e, "host"), Str(e, "path"), " → ",
                                       status && *status > 0 ? Cat(*status) : std::string("no response"));
-      Emit(e, "http_error", what, {{"request", Describe(e)}}, ConnectFor(e), nullptr, out);
+      if (interrupted) what += " (interrupted)";
+      Emit(e, interrupted ? "http_interrupted" : "http_error", what, {{"request", Describe(e)}}, ConnectFor(e),
+           nullptr, out);
+      return;
+    }
+    case Ev::kTraceDropped: {
+      std::vector<Detail> d;
+      Emit(e, "trace_dropped",
+           Cat("the trace lost ", Int(e, "dropped").value_or(0), " events: ", Str(e, "reason", "?")), d, nullptr,
+           nullptr, out);
       return;
     }
     default:

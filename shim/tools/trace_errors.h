@@ -1,6 +1,8 @@
 // `errors`: only what went wrong, each with what explains it: the connect decision for the same
-// pid+fd (kept from the connect event until the close), the proxy's answer, errno and reason,
-// the configuration error behind a refusal. Context memory is bounded by open connections.
+// pid+fd (a tunnel: the connect until its close; an http exchange: the latest connect of that
+// pid and fd at or before it, closed or not, as fds are reused), the proxy's answer, errno and
+// reason, the configuration error behind a refusal. Context memory is bounded by the (pid, fd)
+// pairs seen (at most kMaxContexts, then forgotten).
 #pragma once
 
 #include <cstdint>
@@ -32,6 +34,7 @@ class ErrorsReport {
     uint64_t line = 0;
     int64_t ts_us = 0;
     std::string text;
+    bool closed = false;  // a close of that pid+fd came after it
   };
   struct Detail {
     std::string label, text;

@@ -62,6 +62,7 @@ Ev EvFromName(std::string_view n) {
   if (n == "init") return Ev::kInit;
   if (n == "error") return Ev::kError;
   if (n == "tap") return Ev::kTap;
+  if (n == "trace_dropped") return Ev::kTraceDropped;
   return Ev::kUnknown;
 }
 
@@ -98,6 +99,14 @@ std::optional<double> Duration(std::optional<double> ms) {
 }
 
 bool UnparsedHttp(const Event& e) { return e.ev == Ev::kHttp && Str(e, "method").empty(); }
+
+bool InterruptedHttp(const Event& e) { return e.ev == Ev::kHttp && !UnparsedHttp(e) && Bool(e, "incomplete"); }
+
+bool FailedHttp(const Event& e) {
+  if (e.ev != Ev::kHttp || UnparsedHttp(e) || Bool(e, "incomplete")) return false;
+  std::optional<int64_t> status = Int(e, "status");
+  return !(status && *status > 0 && *status < 400);
+}
 
 bool ParseTs(std::string_view s, int64_t* us) {
   // YYYY-MM-DDTHH:MM:SS[.f…]Z. Consecutive lines share the minute: it is parsed once.

@@ -18,7 +18,7 @@ class JsonWriter;
 
 namespace awfshim::tracetool {
 
-enum class Ev : uint8_t { kInit, kError, kDns, kConnect, kTunnel, kTls, kClose, kHttp, kTap, kUnknown };
+enum class Ev : uint8_t { kInit, kError, kDns, kConnect, kTunnel, kTls, kClose, kHttp, kTap, kTraceDropped, kUnknown };
 
 // The schema version this tool reads; a line with another "schema" is counted and skipped.
 inline constexpr int64_t kSchema = 1;
@@ -63,6 +63,12 @@ std::optional<double> Duration(std::optional<double> ms);
 // An http event the shim could not parse (no method: e.g. {"protocol":"h2","problem":"HTTP/2 is
 // not parsed"}): a limit of the tap, not a failed request.
 bool UnparsedHttp(const Event& e);
+// An http exchange the process exited in the middle of (`"incomplete": true`): interrupted, not
+// a failure of the server, whatever its status so far.
+bool InterruptedHttp(const Event& e);
+// A parsed http exchange that failed: no response (status 0 or absent) or a status >= 400, and
+// not interrupted.
+bool FailedHttp(const Event& e);
 
 // "2026-11-28T17:38:44.123456Z" (fraction of any length up to 9 digits, or none) → µs.
 bool ParseTs(std::string_view ts, int64_t* us);

@@ -91,6 +91,15 @@ HarWriter::HarWriter(FILE* out) : out_(out) {
 }
 
 void HarWriter::Add(const Event& e) {
+  if (e.ev == Ev::kConnect) {
+    if (std::optional<int64_t> fd = Int(e, "fd")) {
+      if (connects_.size() >= kMaxConnects) connects_.clear();
+      Connect& c = connects_[std::make_pair(e.pid, *fd)];
+      c.ts_us = e.ts_us;
+      ++c.n;
+    }
+    return;
+  }
   if (e.ev != Ev::kHttp) return;
   if (UnparsedHttp(e)) {
     ++skipped_;
@@ -156,8 +165,16 @@ void HarWriter::Add(const Event& e) {
   Ms(w, "wait", ttfb);
   Ms(w, "receive", ms - ttfb);
   w.EndObject();
-  if (std::optional<int64_t> fd = Int(e, "fd")) w.Field("connection", Cat(e.pid, "/", *fd));
+  if (std::optional<int64_t> fd = Int(e, "fd")) {
+    auto it = connects_.find(std::make_pair(e.pid, *fd));
+    if (it != connects_.end() && it->second.ts_us <= e.ts_us) {
+      std::string id = Cat(e.pid, ":", *fd);
+      if (it->second.n > 1) Append(&id, "#", it->second.n);
+      w.Field("connection", id);
+    }
+  }
   if (std::string_view p = Str(e, "problem"); !p.empty()) w.Field("comment", A(p));
+  if (InterruptedHttp(e)) w.Field("_interrupted", true);
   w.Field("_pid", e.pid).Field("_exe", A(e.exe)).Field("_ts", A(e.ts));
   w.EndObject();
   fprintf(out_, "%s\n%s", entries_ == 0 ? "" : ",", w.str().c_str());

@@ -8,12 +8,20 @@
 //   request body summary ("request_summary") becomes request.comment, "usage"
 //   response.content.comment, "problem" the entry's comment. A duration Duration() does not take
 //   as known (absent, -1, absurd) counts as 0.
+//   connection = "PID:FD" of the connect behind the exchange: the latest connect event of the same
+//   pid with the http event's fd at or before its ts ("PID:FD#N" when it is the N-th connect of
+//   that fd in the process, N >= 2: fds are reused); absent when the event has no fd (Node.js)
+//   or no such connect was read. An incomplete exchange (the process exited mid-response) gets
+//   "_interrupted": true.
 //   httpVersion "HTTP/1.1" unless the event has "version". Events without a method (a connection
 //   the shim could not parse, e.g. HTTP/2) are left out and counted.
 #pragma once
 
 #include <cstdint>
 #include <cstdio>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
 
 #include "trace_event.h"
 
@@ -28,7 +36,13 @@ class HarWriter {
   uint64_t skipped() const { return skipped_; }  // http events with no request (not parsed)
 
  private:
+  static constexpr size_t kMaxConnects = 100000;  // (pid, fd) pairs remembered, then forgotten
+  struct Connect {
+    int64_t ts_us = 0;
+    uint64_t n = 0;  // connects of this pid+fd so far
+  };
   FILE* out_;
+  absl::flat_hash_map<std::pair<int64_t, int64_t>, Connect> connects_;  // (pid, fd)
   uint64_t entries_ = 0;
   uint64_t skipped_ = 0;
 };

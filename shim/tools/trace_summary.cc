@@ -158,9 +158,13 @@ void Summary::AddHttp(const Event& e, Proc& p) {
   } else {
     ++http_;
   }
-  if (!unparsed && (status >= 400 || status == 0)) {
+  if (InterruptedHttp(e)) {
+    ++http_interrupted_;
+    AddError(e, Cat("http ", method, " ", host, path, ": ", status <= 0 ? "no response" : Cat(status),
+                    " (interrupted)"));
+  } else if (FailedHttp(e)) {
     ++http_failed_;
-    AddError(e, Cat("http ", method, " ", host, path, ": ", status == 0 ? "no response" : Cat(status)));
+    AddError(e, Cat("http ", method, " ", host, path, ": ", status <= 0 ? "no response" : Cat(status)));
   }
   key_.clear();
   Append(&key_, h.name, "\n", method, "\n", path, "\n", status);
@@ -266,6 +270,10 @@ void Summary::Add(const Event& e) {
     }
     case Ev::kHttp:
       AddHttp(e, p);
+      break;
+    case Ev::kTraceDropped:
+      events_lost_ += static_cast<uint64_t>(std::max<int64_t>(0, Int(e, "dropped").value_or(0)));
+      AddError(e, Cat("trace events lost: ", Str(e, "reason", "?")));
       break;
     default:
       break;

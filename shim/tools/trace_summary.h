@@ -84,6 +84,8 @@ class Summary {
 
   uint64_t events_ = 0, config_errors_ = 0, dns_failures_ = 0, http_ = 0, http_failed_ = 0, http_unparsed_ = 0;
   uint64_t errors_dropped_ = 0;
+  uint64_t http_interrupted_ = 0;  // incomplete: the process exited mid-exchange (not failed)
+  uint64_t events_lost_ = 0;       // the sum of the trace_dropped events' "dropped"
   std::vector<Proc> procs_;
   absl::flat_hash_map<int64_t, uint32_t> proc_index_;  // pid → procs_ (the latest exe; chained)
   uint32_t last_proc_ = UINT32_MAX, other_proc_ = UINT32_MAX;

@@ -69,11 +69,18 @@ std::string Summary::Verdict() const {
   if (dns_failures_) Append(&s, ", ", Plural(dns_failures_, "failed name lookup", "failed name lookups"));
   if (http_) {
     Append(&s, ", ", Plural(http_, "HTTP request", "HTTP requests"));
-    if (http_failed_) Append(&s, " (", http_failed_, " failed)");
+    if (http_failed_ && http_interrupted_) {
+      Append(&s, " (", http_failed_, " failed, ", http_interrupted_, " interrupted)");
+    } else if (http_failed_) {
+      Append(&s, " (", http_failed_, " failed)");
+    } else if (http_interrupted_) {
+      Append(&s, " (", http_interrupted_, " interrupted)");
+    }
   }
   if (http_unparsed_) {
     Append(&s, ", ", Plural(http_unparsed_, "HTTP connection", "HTTP connections"), " not parsed");
   }
+  if (events_lost_) Append(&s, ", ", Plural(events_lost_, "trace event", "trace events"), " lost");
   return s;
 }
 
@@ -207,7 +214,8 @@ std::string Summary::Json(const std::vector<std::unique_ptr<Source>>& sources) c
     w.BeginObject().Field("exe", A(g.exe)).Field("first_pid", g.first_pid).Field("what", A(g.what));
     w.Field("count", g.count).EndObject();
   }
-  w.EndArray().Field("errors_not_grouped", errors_dropped_).Key("input").BeginArray();
+  w.EndArray().Field("errors_not_grouped", errors_dropped_).Field("http_interrupted", http_interrupted_);
+  w.Field("trace_events_lost", events_lost_).Key("input").BeginArray();
   for (const auto& src : sources) {
     const InputStats& s = src->stats();
     w.BeginObject().Field("file", A(src->name())).Field("lines", s.lines).Field("events", s.events);

@@ -81,6 +81,7 @@ std::string DescribeHttp(const Event& e) {
   std::string s = Cat(Fd(e), Str(e, "method", "?"), " ", Str(e, "host"), Str(e, "path"), " → ");
   std::optional<int64_t> st = Int(e, "status");
   s += st && *st > 0 ? Cat(*st) : "no response";
+  if (InterruptedHttp(e)) s += " (interrupted)";
   if (std::string_view ct = Str(e, "content_type"); !ct.empty()) Append(&s, " ", ct);
   if (Has(e, "req_bytes") || Has(e, "resp_bytes")) {
     Append(&s, ", ", Bytes(Int(e, "req_bytes")), " out, ", Bytes(Int(e, "resp_bytes")), " in");
@@ -145,6 +146,8 @@ std::string Describe(const Event& e) {
     }
     case Ev::kHttp:
       return DescribeHttp(e);
+    case Ev::kTraceDropped:
+      return Cat(Int(e, "dropped").value_or(0), " events lost: ", Str(e, "reason", "?"));
     default:
       return std::string();
   }

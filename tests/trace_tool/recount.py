@@ -36,7 +36,7 @@ from typing import NamedTuple
 
 HERE = Path(__file__).resolve().parent
 DATA, GOLDEN = HERE / "data", HERE / "golden"
-KNOWN_EVENTS = {"init", "error", "dns", "connect", "tunnel", "tls", "tap", "http", "close"}
+KNOWN_EVENTS = {"init", "error", "dns", "connect", "tunnel", "tls", "tap", "http", "close", "trace_dropped"}
 MAX_LINE = 1 << 20
 # shim/tools/README.md: past these, further processes / hosts / request groups share one "(other
 # …)" row each; error kinds past MAX_ERROR_GROUPS are only counted; latency percentiles come from
@@ -178,8 +178,13 @@ def parsed_http(e):
     return isinstance(e.get("method"), str) and e["method"] != ""
 
 
+def interrupted_http(e):
+    """An exchange the process exited in the middle of: interrupted, not failed, whatever its status."""
+    return parsed_http(e) and e.get("incomplete") is True
+
+
 def failed_http(e):
-    return parsed_http(e) and not 0 < e.get("status", 0) < 400
+    return parsed_http(e) and not interrupted_http(e) and not 0 < e.get("status", 0) < 400
 
 
 def nearest_rank(samples, p):
@@ -211,9 +216,13 @@ def problems(events):
             found = ("tap_refused", (e.get("reason"),), {})
         elif name == "dns" and "error" in e:
             found = ("dns_error", (e.get("host"), e.get("error")), {})
-        elif name == "http" and failed_http(e):
-            found = ("http_error", (e.get("method"), e.get("host"), path_only(e.get("path", "")), e.get("status", 0)),
-                     via)
+        elif name == "http" and (failed_http(e) or interrupted_http(e)):
+            # via: the latest connect of this pid and fd at or before it (events are in time
+            # order), closed or not
+            found = ("http_interrupted" if interrupted_http(e) else "http_error",
+                     (e.get("method"), e.get("host"), path_only(e.get("path", "")), e.get("status", 0)), via)
+        elif name == "trace_dropped":
+            found = ("trace_dropped", (e.get("reason"),), {})
         if found:
             kind, key, context = found
             out.append((ev, kind, (e.get("exe"), kind) + key, context))
@@ -311,7 +320,10 @@ def summarize(events):
         "failed name lookups": sum(1 for ev in events if ev.e["ev"] == "dns" and "error" in ev.e),
         "HTTP requests": sum(1 for e in http_events if parsed_http(e)),
         "HTTP requests failed": sum(1 for e in http_events if failed_http(e)),
+        "HTTP requests interrupted": sum(1 for e in http_events if interrupted_http(e)),
         "HTTP connections not parsed": sum(1 for e in http_events if not parsed_http(e)),
+        "trace events lost": sum(max(0, ev.e.get("dropped", 0)) for ev in events if ev.e["ev"] == "trace_dropped"
+                                 and isinstance(ev.e.get("dropped"), int)),
     }
     return {"procs": procs, "hosts": hosts, "http": http_groups,
             "errors": list(error_groups.values()), "errors_not_grouped": errors_not_grouped,
@@ -326,7 +338,9 @@ VERDICT = {
     "configuration errors": r"(\d+) configuration errors?",
     "failed name lookups": r"(\d+) failed name lookups?",
     "HTTP requests": r"(\d+) HTTP requests?",
-    "HTTP requests failed": r"HTTP requests? \((\d+) failed\)",
+    "HTTP requests failed": r"HTTP requests? \((\d+) failed[,)]",
+    "HTTP requests interrupted": r"HTTP requests? \((?:\d+ failed, )?(\d+) interrupted\)",
+    "trace events lost": r"(\d+) trace events? lost",
     "HTTP connections not parsed": r"(\d+) HTTP connections? not parsed",
 }
 
@@ -433,7 +447,18 @@ def check_summary_json(chk, where, doc, s, stats, events):
     for g in doc["errors"]:
         chk.numbers(f"{where} errors what", g["what"], [], held.get((g["exe"], g["first_pid"]), ()))
     chk.eq(f"{where} errors_not_grouped", doc["errors_not_grouped"], s["errors_not_grouped"])
+    chk.eq(f"{where} http_interrupted", doc.get("http_interrupted"), s["verdict"]["HTTP requests interrupted"])
+    chk.eq(f"{where} trace_events_lost", doc.get("trace_events_lost"), s["verdict"]["trace events lost"])
+    interrupted_labels(chk, f"{where} errors", [(g["exe"], g["what"]) for g in doc["errors"]], s)
     chk.eq(f"{where} input", doc["input"], [{**st, "unknown_events": dict(st["unknown_events"])} for st in stats])
+
+
+def interrupted_labels(chk, where, rows, s):
+    """The summary's http error groups, (exe, what): those labelled "(interrupted)" are the
+    groups of interrupted exchanges, and the others the failed ones."""
+    said = sorted((exe, what.endswith("(interrupted)")) for exe, what in rows if what.startswith("http "))
+    chk.eq(f"{where} http (exe, interrupted)", said,
+           sorted((g["exe"], interrupted_http(g["first"].e)) for g in s["errors"] if g["first"].e["ev"] == "http"))
 
 
 def sections(text):
@@ -475,6 +500,7 @@ def check_summary_text(chk, where, text, s, stats, events):
            sorted((g["exe"], g["count"]) for g in s["errors"]))
     for r in sec.get("Errors", []):
         chk.numbers(f"{where} Errors what", r[2], [g["first"] for g in s["errors"] if g["exe"] == r[1]])
+    interrupted_labels(chk, f"{where} Errors", [(r[1], r[2]) for r in sec.get("Errors", [])], s)
     inputs = []
     for (row,) in sec.get("Input", []):
         m = re.fullmatch(r"(\S+): (\d+) lines?, (\d+) events?(.*)", row)
@@ -508,8 +534,16 @@ def check_errors_text(chk, where, text, found):
     head = re.compile(r"(\S+):(\d+) (\S+) (.+?)\[(\d+)/(\d+)\] ")
     heads = [m.groups() for m in map(head.match, body) if m]
     blocks = re.split(r"\n(?=\S)", "\n".join(body)) if body else []
-    for block, (ev, _, _, context) in zip(blocks, found):
+    for block, (ev, kind, _, context) in zip(blocks, found):
         chk.numbers(f"{where} {ev.file}:{ev.line}", block, [ev, *context.values()])
+        first = block.split("\n", 1)[0]
+        if kind in ("http_error", "http_interrupted"):
+            chk.eq(f"{where} {ev.file}:{ev.line} labelled interrupted", first.endswith("(interrupted)"),
+                   kind == "http_interrupted")
+        chk.eq(f"{where} {ev.file}:{ev.line} shows its connect", "\n    connect " in block, "connect" in context)
+        if kind == "trace_dropped":
+            chk.eq(f"{where} {ev.file}:{ev.line} what", first.split("] ", 1)[1],
+                   f"the trace lost {ev.e.get('dropped')} events: {ev.e.get('reason')}")
     chk.eq(f"{where} problems", heads, [(ev.file, str(ev.line), time_of_day(ev.us), ev.e.get("exe"), str(ev.e.get("pid")),
                                          str(ev.e.get("tid"))) for ev, *_ in found])
     n = len(found)
@@ -554,7 +588,19 @@ def check_har(chk, where, text, events):
     log = json.loads(text)["log"]
     chk.eq(f"{where} log", (log["version"], log["creator"]["name"]), ("1.2", "awf-shim-trace"))
     entries = log["entries"]
-    want = [har_entry(ev) for ev in events if ev.e["ev"] == "http" and parsed_http(ev.e)]
+    want, connects = [], {}  # (pid, fd) -> (ts of the latest connect, how many so far)
+    for ev in events:
+        e = ev.e
+        if e["ev"] == "connect" and isinstance(e.get("fd"), int):
+            connects[e.get("pid"), e["fd"]] = (ev.us, connects.get((e.get("pid"), e["fd"]), (0, 0))[1] + 1)
+        elif e["ev"] == "http" and parsed_http(e):
+            w = har_entry(ev)
+            c = connects.get((e.get("pid"), e.get("fd")))
+            # the connect behind it: "PID:FD", "#N" for the N-th connect of that fd (N >= 2)
+            w["connection"] = None if c is None or c[0] > ev.us else \
+                f"{e['pid']}:{e['fd']}" + (f"#{c[1]}" if c[1] > 1 else "")
+            w["_interrupted"] = True if interrupted_http(e) else None
+            want.append(w)
     chk.eq(f"{where} entries", len(entries), len(want))
     comment = lambda s: json.loads(s) if s is not None else None
     for i, (g, w) in enumerate(zip(entries, want)):
@@ -568,7 +614,7 @@ def check_har(chk, where, text, events):
                 "httpVersion": [req["httpVersion"], resp["httpVersion"]], "headersSize": [req["headersSize"], resp["headersSize"]],
                 "mimeType": resp["content"]["mimeType"], "content comment": comment(resp["content"].get("comment")),
                 "timings": g["timings"], "comment": g.get("comment"), "_pid": g["_pid"], "_exe": g["_exe"],
-                "_ts": g["_ts"]}, w)
+                "_ts": g["_ts"], "connection": g.get("connection"), "_interrupted": g.get("_interrupted")}, w)
 
 
 def check_stderr(chk, name, cmd, stats, skipped, events):
