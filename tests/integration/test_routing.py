@@ -232,7 +232,7 @@ class NodeReusesFdNumbers(RoutingTest):
         Promise.all([...Array(concurrency).keys()].map(chain))
           .then(() => console.log(JSON.stringify({ok, errors: errors.slice(0, 5), nerrors: errors.length})));
     """
-    SOAK_SECONDS = int(os.environ.get("AWF_TEST_SOAK_SECONDS", "30"))
+    SOAK_SECONDS = int(os.environ.get("AWF_TEST_SOAK_SECONDS", "120"))
 
     def reconnect(self, node, concurrency, minimum, seconds):
         r = run([runtime(node), "-e", self.RECONNECT, f"https://{net.API}/reuse/", str(concurrency), str(minimum),
