@@ -76,10 +76,9 @@ Route Decide(const sockaddr* addr) {
   if (e.settings.proxy && SameEndpoint(addr, ResolveProxy())) {
     return {Decision::kAppProxied, "", "the application talks to the proxy itself"};
   }
-  if (e.settings.rules.BypassesAddress(addr, e.book.NameFor(*key))) return {Decision::kBypass, "", "bypassed address"};
-  if (std::optional<std::string> name = e.book.NameFor(*key); name && e.settings.rules.RoutesName(*name)) {
-    return {Decision::kTunnel, *name, "address of a routed name"};
-  }
+  std::optional<std::string> name = e.book.NameFor(*key);  // the name looked up for it, if routed
+  if (e.settings.rules.BypassesAddress(addr, name)) return {Decision::kBypass, "", "bypassed address"};
+  if (name && e.settings.rules.RoutesName(*name)) return {Decision::kTunnel, *name, "address of a routed name"};
   if (e.settings.rules.RoutesEverything()) return {Decision::kTunnel, key->ToString(), "route '*'"};
   return {Decision::kDirect, "", "not routed"};
 }
