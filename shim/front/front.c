@@ -252,17 +252,17 @@ static const struct awf_engine *open_engine(void) {
     memcpy(path, front_path, dir);
     memcpy(path + dir, core, sizeof core);
   }
-  /* RTLD_DEEPBIND: the engine's libraries bind to each other before the global scope, where an
-   * executable may export its own copies (Node 24 exports simdjson: the engine's parser ran on
-   * Node's implementation objects). Sanitizer runtimes refuse DEEPBIND; their builds do without. */
+  /* No RTLD_DEEPBIND: the engine carries its libraries inside and imports nothing but glibc's C
+   * functions (tests/release/elf_portable.sh), so there is no copy of ours a host could displace;
+   * and DEEPBIND would put libc ahead of what the process itself interposes (its malloc, the
+   * firewall's getenv hook) and is refused by the sanitizer runtimes. */
   char bad[512];
   if (!awf_engine_file_ok(path, bad, sizeof bad)) {
     say("cannot load the engine: ", bad, AWF_FAIL_CLOSED);
     awf_trace_load_failure(&awf_real, g_environ_at_start, "cannot load the engine: ", bad);
     return NULL;
   }
-  bool sanitized = dlsym(RTLD_DEFAULT, "__asan_init") || dlsym(RTLD_DEFAULT, "__tsan_init");
-  void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL | (sanitized ? 0 : RTLD_DEEPBIND));
+  void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
   if (!handle) {
     const char *why = dlerror();
     say("cannot load the engine: ", why, AWF_FAIL_CLOSED);

@@ -52,7 +52,7 @@ inline bool InVforkChild() { return getpid() != engine().pid; }
 // The shim's own calls into libc (name resolution of the proxy, forwarded lookups) set this, so
 // that a hook reached from inside them forwards instead of re-entering the engine. Application
 // calls nested in other application calls are not re-entry and are handled normally.
-extern thread_local bool tl_in_shim;
+extern constinit thread_local bool tl_in_shim;  // constinit: no TLS init wrapper to import
 class ShimScope {
  public:
   ShimScope() : outer_(tl_in_shim) { tl_in_shim = true; }
@@ -85,7 +85,7 @@ void TapFlushAtExit();
 // (curl's), which SSL_get_fd cannot name.
 inline constexpr int kIoFdNone = -1;
 inline constexpr int kIoFdMany = -2;
-extern thread_local int tl_io_fd;
+extern constinit thread_local int tl_io_fd;
 inline void NoteIoFd(int fd) { tl_io_fd = tl_io_fd == kIoFdNone || tl_io_fd == fd ? fd : kIoFdMany; }
 
 // The shim's own fds (the trace file, the pump's epoll): kept open when the application closes

@@ -50,6 +50,24 @@ def runtime(name):
                              f"run scripts/lib/install-runtimes {name} (scripts/test does, before the tests)")
     return path
 
+def release_tarball():
+    """The release tarball the deployment tests unpack: $AWF_TEST_RELEASE (scripts/test sets it to
+    what its scripts/release step built), else the one dist/ holds. Never builds: a test that finds
+    none fails at once, naming what to run."""
+    path = os.environ.get("AWF_TEST_RELEASE")
+    if not path:
+        import glob
+        found = sorted(glob.glob(os.path.join(ROOT, "dist", "awf-shim-*-linux-x86_64.tar.gz")))
+        if len(found) > 1:
+            raise AssertionError(f"more than one release tarball in dist/ ({', '.join(map(os.path.basename, found))}): "
+                                 "set AWF_TEST_RELEASE to the one to test")
+        path = found[0] if found else None
+    if not path or not os.path.isfile(path):
+        raise AssertionError(f"no release tarball ({path or 'dist/awf-shim-*-linux-x86_64.tar.gz'}): "
+                             "run scripts/release (scripts/test does, before the tests)")
+    return path
+
+
 # Variables that would change what a client does on its own; tests start from a clean slate.
 _SCRUBBED = ("LD_PRELOAD", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
              "all_proxy", "NO_PROXY", "no_proxy", "GH_HOST", "COPILOT_GH_HOST", "GITHUB_SERVER_URL")
