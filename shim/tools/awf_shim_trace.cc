@@ -36,16 +36,19 @@ constexpr char kUsage[] =
     "Reads awf-shim traces (JSON lines; FILE '-' or none: stdin); several files are merged by time.\n"
     "\n"
     "commands:\n"
-    "  summary  [--json] [--follow]   verdict, then per process, per host (tunnels by outcome,\n"
-    "                                 bytes), HTTP requests (count, latency p50/p90/p99), errors\n"
-    "  errors   [--json] [--follow]   only what went wrong, each with the context that explains it\n"
-    "  timeline [--follow]            one line per event, in time order\n"
-    "  har      -o OUT.har            HAR 1.2 of the http events ('-o -': stdout)\n"
+    "  summary  [--format F] [--follow]   verdict, then per process, per host (tunnels by outcome,\n"
+    "                                     bytes), HTTP requests (count, latency p50/p90/p99), errors\n"
+    "  errors   [--format F] [--follow]   only what went wrong, each with the context that explains it\n"
+    "  timeline [--follow]                one line per event, in time order\n"
+    "  har      -o OUT.har                HAR 1.2 of the http events ('-o -': stdout)\n"
     "\n"
     "options:\n"
     "  --pid N     only events of process N\n"
     "  --host H    only events about host H, whatever the port (host, tunnel target or address)\n"
-    "  --json      JSON output (summary: one object; errors: one object per line)\n"
+    "  --format F  pretty: for people (the default); json: summary one object, errors one object\n"
+    "              per line; markdown (summary only, not with --follow): GitHub-flavoured, e.g.\n"
+    "              awf-shim-trace summary --format markdown \"$AWF_SHIM_TRACE\" >> \"$GITHUB_STEP_SUMMARY\"\n"
+    "  --json      the same as --format json\n"
     "  --follow    keep reading files as they grow (every 200 ms) until SIGINT; a truncated file\n"
     "              is read again from the start, a rotated one to its end, then the new one\n"
     "  -o, --output FILE   where har writes\n"
@@ -57,11 +60,13 @@ volatile sig_atomic_t g_stop = 0;
 void OnSignal(int) { g_stop = 1; }
 
 enum class Command { kSummary, kErrors, kTimeline, kHar };
+enum class Format { kPretty, kJson, kMarkdown };
 
 struct Options {
   Command command = Command::kSummary;
   std::string command_name;
-  bool json = false;
+  Format format = Format::kPretty;
+  std::string format_from;  // the option that chose it ("--json", "--format json"), if any
   bool follow = false;
   std::optional<int64_t> pid;
   std::string host;
@@ -132,9 +137,28 @@ Options ParseArgs(int argc, char** argv) {
     if (name == "--help" || name == "-h") {
       fputs(kUsage, stdout);
       exit(0);
-    } else if (name == "--json") {
+    } else if (name == "--json" || name == "--format") {
       only_for({Command::kSummary, Command::kErrors}, "summary and errors");
-      o.json = true;
+      const bool summary = o.command == Command::kSummary;
+      Format f = Format::kJson;
+      std::string from = name;
+      if (name == "--format") {
+        take_value();
+        from = Cat(name, " ", value);
+        if (value == "pretty") {
+          f = Format::kPretty;
+        } else if (value == "markdown" && summary) {
+          f = Format::kMarkdown;
+        } else if (value == "markdown") {
+          UsageError(cmd, Cat("--format markdown is for summary only (", cmd, ": pretty or json)"));
+        } else if (value != "json") {
+          UsageError(cmd, Cat("--format wants ", summary ? "pretty, markdown or json" : "pretty or json", ", not '",
+                              value, "'"));
+        }
+      }
+      if (!o.format_from.empty() && f != o.format) UsageError(cmd, Cat(from, " contradicts ", o.format_from));
+      o.format = f;
+      o.format_from = from;
     } else if (name == "--follow" || name == "-f") {
       only_for({Command::kSummary, Command::kErrors, Command::kTimeline}, "summary, errors and timeline");
       o.follow = true;
@@ -168,6 +192,10 @@ Options ParseArgs(int argc, char** argv) {
     }
   }
   if (o.command == Command::kHar && !o.has_output) UsageError(cmd, "missing -o FILE (where to write the HAR)");
+  // Markdown is a report for the end of a run ($GITHUB_STEP_SUMMARY), not for a screen redrawn.
+  if (o.follow && o.format == Format::kMarkdown) {
+    UsageError(cmd, "--format markdown does not go with --follow (it writes one summary, at the end)");
+  }
   if (o.files.empty()) o.files.push_back("-");
   int stdin_count = 0;
   for (const std::string& f : o.files) stdin_count += f == "-";
@@ -211,7 +239,8 @@ int Main(int argc, char** argv) {
 
   Merger merger(std::move(sources));
   Summary summary;
-  ErrorsReport errors(o.json, names);
+  const bool json = o.format == Format::kJson;
+  ErrorsReport errors(json, names);
   std::unique_ptr<HarWriter> har;
   if (har_out) har = std::make_unique<HarWriter>(har_out);
   const bool tty = isatty(1);
@@ -221,8 +250,12 @@ int Main(int argc, char** argv) {
   uint64_t unprinted = 0;  // summary: events since it was last printed
   bool printed = false;
   auto print_summary = [&]() {
-    if (printed && !o.json) Write(tty ? "\x1b[H\x1b[2J" : "\n--- updated ---\n");
-    Write(o.json ? summary.Json(merger.sources()) : summary.Human(merger.sources()));
+    if (printed && !json) Write(tty ? "\x1b[H\x1b[2J" : "\n--- updated ---\n");
+    switch (o.format) {
+      case Format::kPretty: Write(summary.Human(merger.sources())); break;
+      case Format::kJson: Write(summary.Json(merger.sources())); break;
+      case Format::kMarkdown: Write(summary.Markdown(merger.sources())); break;
+    }
     unprinted = 0;
     printed = true;
   };
@@ -255,7 +288,7 @@ int Main(int argc, char** argv) {
     nanosleep(&ts, nullptr);
   }
   if (o.command == Command::kSummary && (unprinted > 0 || !printed)) print_summary();
-  if (o.command == Command::kErrors && !o.json) Write(errors.Footer());
+  if (o.command == Command::kErrors && !json) Write(errors.Footer());
   if (har) {
     har->Finish();
     if (har_out != stdout && fclose(har_out) != 0) {

@@ -25,13 +25,19 @@ class Summary {
   static constexpr size_t kMaxProcs = 10000;
   static constexpr size_t kMaxHosts = 10000;
   static constexpr size_t kMaxHttpGroups = 10000;
+  static constexpr size_t kMaxRows = 100;  // per table of the human and markdown output
 
   void Add(const Event& e);
   bool empty() const { return events_ == 0; }
 
-  std::string Verdict() const;
+  // quote: how a value taken from the trace (a host, an outcome) is shown in it.
+  using Quote = std::string (*)(std::string_view);
+  std::string Verdict(Quote quote = &Clean) const;
   std::string Human(const std::vector<std::unique_ptr<Source>>& sources) const;
   std::string Json(const std::vector<std::unique_ptr<Source>>& sources) const;
+  // GitHub-flavoured markdown for $GITHUB_STEP_SUMMARY (trace_summary_markdown.cc): the facts
+  // of Human, every value from the trace in a code span, so a trace cannot inject markup.
+  std::string Markdown(const std::vector<std::unique_ptr<Source>>& sources) const;
 
  private:
   struct Proc {
@@ -81,6 +87,7 @@ class Summary {
   void AddHttp(const Event& e, Proc& p);
   std::vector<const Host*> SortedHosts() const;
   std::vector<const HttpGroup*> SortedHttp() const;
+  static std::vector<const Outcome*> SortedOutcomes(const Host& h);  // most frequent first
 
   uint64_t events_ = 0, config_errors_ = 0, dns_failures_ = 0, http_ = 0, http_failed_ = 0, http_unparsed_ = 0;
   uint64_t errors_dropped_ = 0;

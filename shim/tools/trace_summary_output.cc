@@ -11,8 +11,6 @@
 namespace awfshim::tracetool {
 namespace {
 
-constexpr size_t kMaxRows = 100;  // per human table; the JSON has everything
-
 std::string Plural(uint64_t n, std::string_view one, std::string_view many) {
   return Cat(n, " ", n == 1 ? one : many);
 }
@@ -36,7 +34,14 @@ std::vector<const Summary::HttpGroup*> Summary::SortedHttp() const {
   return v;
 }
 
-std::string Summary::Verdict() const {
+std::vector<const Summary::Outcome*> Summary::SortedOutcomes(const Host& h) {
+  std::vector<const Outcome*> os;
+  for (const Outcome& o : h.outcomes) os.push_back(&o);
+  std::stable_sort(os.begin(), os.end(), [](const Outcome* a, const Outcome* b) { return a->count > b->count; });
+  return os;
+}
+
+std::string Summary::Verdict(Quote quote) const {
   if (events_ == 0) return "no events";
   uint64_t tunnelled = 0, shim_refused = 0;
   std::vector<std::string> refused, unreachable;
@@ -47,7 +52,7 @@ std::string Summary::Verdict() const {
     for (const Outcome& o : h->outcomes) {
       if (o.ok) continue;
       (o.status != 0 ? r : u) = true;
-      (o.status != 0 ? refused : unreachable).push_back(Cat(Clean(h->name), " ", Clean(o.Label())));
+      (o.status != 0 ? refused : unreachable).push_back(Cat(quote(h->name), " ", quote(o.Label())));
     }
     refused_hosts += r;
     unreachable_hosts += u;
@@ -107,11 +112,10 @@ std::string Summary::Human(const std::vector<std::unique_ptr<Source>>& sources) 
                 "llrrrrrl");
     for (size_t i = 0; i < hosts.size() && i < kMaxRows; ++i) {
       const Host& h = *hosts[i];
-      std::vector<const Outcome*> os;
-      for (const Outcome& o : h.outcomes) os.push_back(&o);
-      std::stable_sort(os.begin(), os.end(), [](const Outcome* a, const Outcome* b) { return a->count > b->count; });
       std::string outcomes;
-      for (const Outcome* o : os) Append(&outcomes, outcomes.empty() ? "" : ", ", Clean(o->Label()), " ×", o->count);
+      for (const Outcome* o : SortedOutcomes(h)) {
+        Append(&outcomes, outcomes.empty() ? "" : ", ", Clean(o->Label()), " ×", o->count);
+      }
       std::string ports = absl::StrJoin(h.ports, ", ");
       if (h.more_ports) ports += ", …";
       t.Row({Clean(h.name), ports.empty() ? "-" : ports, Cat(h.connects), Cat(h.open), Cat(h.failed),

@@ -34,6 +34,8 @@ from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
+import mdsummary
+
 HERE = Path(__file__).resolve().parent
 DATA, GOLDEN = HERE / "data", HERE / "golden"
 KNOWN_EVENTS = {"init", "error", "dns", "connect", "tunnel", "tls", "tap", "http", "close", "trace_dropped"}
@@ -120,7 +122,8 @@ NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 def numbers(text):
-    return {float(x) for x in NUMBER.findall(text)}
+    """The numbers in text; a control character the tool shows as \\xNN (clean) holds none."""
+    return {float(x) for x in NUMBER.findall(re.sub(r"\\x[0-9a-f]{2}", " ", text))}
 
 
 def numbers_of(*events):
@@ -475,32 +478,18 @@ def sections(text):
     return out
 
 
+def clean(s):
+    """As the tool's human and markdown output show a value: C0 controls, DEL and C1 controls as
+    \\xNN (shim/tools/trace_event.h, Clean)."""
+    return "".join(f"\\x{ord(c):02x}" if ord(c) < 0x20 or ord(c) == 0x7F or 0x80 <= ord(c) < 0xA0 else c for c in s)
+
+
 def check_summary_text(chk, where, text, s, stats, events):
     sec = sections(text)
-    chk.verdict(where, sec["verdict"], s)
-    chk.numbers(f"{where} verdict", sec["verdict"], events, [*s["verdict"].values(), *verdict_more(sec["verdict"])])
-    procs = [[int(r[0]), r[1], r[2]] + [int(x) for x in r[3:]] for r in sec.get("Processes", [])]
-    chk.eq(f"{where} Processes", sorted(procs), sorted(
-        [pid, exe, time_of_day(p["first"].us), sum(p["connects"].values()), p["connects"]["tunnel"],
-         p["connects"]["direct"], p["connects"]["bypass"], p["connects"]["refuse"], p["failed"], p["errors"]]
-        for (pid, exe), p in s["procs"].items()))
     hosts = []
     for r in sec.get("Hosts", []):
         outcomes = dict(o.rsplit(" ×", 1) for o in r[7].split(", ")) if len(r) > 7 else {}
-        hosts.append(r[0:2] + [int(x) for x in r[2:7]] + [{k: int(v) for k, v in outcomes.items()}])
-    chk.eq(f"{where} Hosts", sorted(hosts, key=str), sorted(
-        ([name, ports_text(h["ports"]), h["connects"], h["open"], h["failed"], h["bytes_out"], h["bytes_in"],
-          {outcome_label(*k): n for k, n in h["outcomes"].items()}] for name, h in s["hosts"].items()), key=str))
-    num = lambda x: None if x == "-" else float(x)
-    chk.eq(f"{where} HTTP requests",
-           sorted((r[0], r[1], r[2], int(r[3]) if r[3] != "-" else 0, int(r[4]), *map(num, r[5:8]))
-                  for r in sec.get("HTTP requests", [])),
-           sorted((*k, g["count"], g["p50_ms"], g["p90_ms"], g["p99_ms"]) for k, g in s["http"].items()))
-    chk.eq(f"{where} Errors (exe, count)", sorted((r[1], int(r[0])) for r in sec.get("Errors", [])),
-           sorted((g["exe"], g["count"]) for g in s["errors"]))
-    for r in sec.get("Errors", []):
-        chk.numbers(f"{where} Errors what", r[2], [g["first"] for g in s["errors"] if g["exe"] == r[1]])
-    interrupted_labels(chk, f"{where} Errors", [(r[1], r[2]) for r in sec.get("Errors", [])], s)
+        hosts.append(r[0:7] + [{k: int(v) for k, v in outcomes.items()}])
     inputs = []
     for (row,) in sec.get("Input", []):
         m = re.fullmatch(r"(\S+): (\d+) lines?, (\d+) events?(.*)", row)
@@ -508,6 +497,49 @@ def check_summary_text(chk, where, text, s, stats, events):
         inputs.append([m.group(1), int(m.group(2)), int(m.group(3)), count(r"(\d+) unreadable", rest),
                        "(truncated last line)" in rest, count(r"(\d+) of another schema", rest),
                        count(r"(\d+) unknown events?", rest)])
+    check_summary_tables(chk, where, sec, hosts, inputs, s, stats, events)
+
+
+def check_summary_markdown(chk, where, text, s, stats, events):
+    """summary --format markdown: the tables as the text's, each value read from its code span
+    (tests/trace_tool/mdsummary.py; check_markdown.py checks its structure and escaping)."""
+    doc = mdsummary.parse(text)
+    sec = {"verdict": mdsummary.decode(doc["verdict"], in_table=False)}
+    for title, section in doc["sections"].items():
+        sec[title] = [[mdsummary.decode(c) for c in r] for r in mdsummary.rows(section)]
+    hosts = [r[0:7] + [mdsummary.outcomes(raw[7])]
+             for r, raw in zip(sec.get("Hosts", []), mdsummary.rows(doc["sections"].get("Hosts", {"table": None})))]
+    inputs = [[r[0], int(r[1]), int(r[2]), int(r[3].split(" ")[0]), r[3].endswith(" (truncated last line)"), int(r[4]),
+               int(r[5])] for r in sec.get("Input", [])]
+    check_summary_tables(chk, where, sec, hosts, inputs, s, stats, events)
+
+
+def check_summary_tables(chk, where, sec, hosts, inputs, s, stats, events):
+    """sec: the summary's verdict and tables, {title: rows of cells}, as text; hosts: its Hosts rows
+    with the outcomes as {label: count}; inputs: its input counts, as summary --json names them."""
+    chk.verdict(where, sec["verdict"], s)
+    chk.numbers(f"{where} verdict", sec["verdict"], events, [*s["verdict"].values(), *verdict_more(sec["verdict"])])
+    procs = [[int(r[0]), r[1], r[2]] + [int(x) for x in r[3:]] for r in sec.get("Processes", [])]
+    chk.eq(f"{where} Processes", sorted(procs), sorted(
+        [pid, clean(exe), time_of_day(p["first"].us), sum(p["connects"].values()), p["connects"]["tunnel"],
+         p["connects"]["direct"], p["connects"]["bypass"], p["connects"]["refuse"], p["failed"], p["errors"]]
+        for (pid, exe), p in s["procs"].items()))
+    hosts = [r[0:2] + [int(x) for x in r[2:7]] + r[7:] for r in hosts]
+    chk.eq(f"{where} Hosts", sorted(hosts, key=str), sorted(
+        ([clean(name), ports_text(h["ports"]), h["connects"], h["open"], h["failed"], h["bytes_out"], h["bytes_in"],
+          {clean(outcome_label(*k)): n for k, n in h["outcomes"].items()}] for name, h in s["hosts"].items()), key=str))
+    num = lambda x: None if x == "-" else float(x)
+    chk.eq(f"{where} HTTP requests",
+           sorted((r[0], r[1], r[2], int(r[3]) if r[3] != "-" else 0, int(r[4]), *map(num, r[5:8]))
+                  for r in sec.get("HTTP requests", [])),
+           sorted((*map(clean, k[:3]), k[3], g["count"], g["p50_ms"], g["p90_ms"], g["p99_ms"])
+                  for k, g in s["http"].items()))
+    chk.eq(f"{where} Errors (exe, count)", sorted((r[1], int(r[0])) for r in sec.get("Errors", [])),
+           sorted((clean(g["exe"]), g["count"]) for g in s["errors"]))
+    for r in sec.get("Errors", []):
+        chk.numbers(f"{where} Errors what", r[2], [g["first"] for g in s["errors"] if clean(g["exe"]) == r[1]])
+    interrupted_labels(chk, f"{where} Errors", [(r[1], r[2]) for r in sec.get("Errors", [])],
+                       {**s, "errors": [{**g, "exe": clean(g["exe"])} for g in s["errors"]]})
     chk.eq(f"{where} Input", inputs, [[st["file"], st["lines"], st["events"], st["unreadable"], st["truncated_last_line"],
                                        st["other_schema"], sum(st["unknown_events"].values())] for st in stats])
 
@@ -640,20 +672,42 @@ def check_stderr(chk, name, cmd, stats, skipped, events):
         chk.eq(f"{path.name} says there are no http events", "no http events in the input" in text, not http_events)
 
 
+FORMATS = {"summary": ("pretty", "markdown", "json"), "errors": ("pretty", "json")}  # --format's values
+
+
+def check_usage_error(chk, name, option, choices):
+    """A case whose option has no valid value: no output, exit status 2, a message that names the
+    option and the valid values."""
+    path = GOLDEN / (name.rsplit(".", 1)[0] + ".stderr")
+    err = path.read_text().splitlines() if path.exists() else []
+    chk.eq(f"golden/{name} (a usage error)", (GOLDEN / name).read_text(), "")
+    chk.eq(f"{path.name} exit status", err[:1], ["exit status 2"])
+    said = err[1] if len(err) > 1 else ""
+    chk.eq(f"{path.name} names {option} and {', '.join(choices)}",
+           all(w in said for w in [option.split(" ")[0], *choices]), True)
+
+
 def check_case(chk, name, args):
     cmd, rest = args[0], args[1:]
     options, files = {}, []
     while rest:
         a = rest.pop(0)
+        if a.startswith("--") and "=" in a:  # --name=value
+            a, value = a.split("=", 1)
+            rest.insert(0, value)
         if a == "--json":
-            options[a] = True
-        elif a in ("--pid", "--host") and cmd == "timeline":
+            options["--format"] = "json"
+        elif a in ("--pid", "--host") and cmd == "timeline" or a == "--format" and cmd in FORMATS:
             options[a] = rest.pop(0)
         elif a.startswith("-"):
             chk.failures.append(f"cases.txt {name}: recount.py does not know {cmd} {a}: teach it")
             return
         else:
             files.append(a)
+    fmt = options.get("--format", "pretty")
+    if cmd in FORMATS and fmt not in FORMATS[cmd]:
+        check_usage_error(chk, name, f"--format {fmt}", FORMATS[cmd])
+        return
     events, stats, skipped = read_traces([(DATA / f, f) for f in files])
     if "--pid" in options:
         events = [ev for ev in events if str(ev.e.get("pid")) == options["--pid"]]
@@ -663,12 +717,14 @@ def check_case(chk, name, args):
     where = f"golden/{name}"
     if cmd == "summary":
         s = summarize(events)
-        if "--json" in options:
+        if fmt == "json":
             check_summary_json(chk, where, json.loads(text), s, stats, events)
+        elif fmt == "markdown":
+            check_summary_markdown(chk, where, text, s, stats, events)
         else:
             check_summary_text(chk, where, text, s, stats, events)
     elif cmd == "errors":
-        (check_errors_json if "--json" in options else check_errors_text)(chk, where, text, problems(events))
+        (check_errors_json if fmt == "json" else check_errors_text)(chk, where, text, problems(events))
     elif cmd == "timeline":
         check_timeline(chk, where, text, events)
     elif cmd == "har":

@@ -405,6 +405,14 @@ TEST(TraceTool, UsageErrorsExitTwoWithAClearMessage) {
       {{"summary", "."}, "awf-shim-trace summary: cannot read .: is a directory"},
       {{"har", "http.jsonl", "-o", "/nonexistent-dir/x.har"}, "awf-shim-trace har: cannot write /nonexistent-dir/x.har"},
       {{"summary", "-", "-"}, "awf-shim-trace summary: stdin ('-') given more than once"},
+      {{"summary", "--format", "xml"}, "awf-shim-trace summary: --format wants pretty, markdown or json, not 'xml'"},
+      {{"errors", "--format=markdown"},
+       "awf-shim-trace errors: --format markdown is for summary only (errors: pretty or json)"},
+      {{"timeline", "--format", "json"},
+       "awf-shim-trace timeline: --format is not an option of timeline (only of summary and errors)"},
+      {{"summary", "--format", "markdown", "-f"},
+       "awf-shim-trace summary: --format markdown does not go with --follow"},
+      {{"summary", "--json", "--format", "pretty"}, "awf-shim-trace summary: --format pretty contradicts --json"},
   };
   for (const Case& c : cases) {
     Result r = RunTool(c.args);
@@ -416,6 +424,17 @@ TEST(TraceTool, UsageErrorsExitTwoWithAClearMessage) {
   Result help = RunTool({"--help"});
   EXPECT_EQ(help.status, 0);
   EXPECT_EQ(help.out.rfind("usage: awf-shim-trace COMMAND", 0), 0u);
+}
+
+// --format pretty is the default, --format json the same as --json (the goldens hold them too).
+TEST(TraceTool, FormatPrettyAndJsonAreTheDefaultAndJson) {
+  for (const char* cmd : {"summary", "errors"}) {
+    EXPECT_EQ(RunTool({cmd, "--format", "pretty", "denial.jsonl"}).out, RunTool({cmd, "denial.jsonl"}).out) << cmd;
+    EXPECT_EQ(RunTool({cmd, "--format=json", "denial.jsonl"}).out, RunTool({cmd, "--json", "denial.jsonl"}).out)
+        << cmd;
+  }
+  Result both = RunTool({"summary", "--json", "--format", "json", "denial.jsonl"});
+  EXPECT_EQ(both.status, 0) << both.err;
 }
 
 // Every human-readable command shows `escaped` and no control character (ESC, BEL, C1 CSI).
