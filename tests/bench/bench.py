@@ -62,6 +62,7 @@ def main():
     ap.add_argument("--build", required=True)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--trace-build-log")
+    ap.add_argument("--shared-engine", help="the packager build's engine (shared libraries), for the engine-load ratio")
     args = ap.parse_args()
     build = E.Build(args.build)
     q = args.quick
@@ -74,7 +75,8 @@ def main():
     work = tempfile.mkdtemp(prefix="awfshim-bench-pc-", dir="/tmp")
     pc_conf = E.write_proxychains_conf(os.path.join(work, "proxychains.conf"))
 
-    start = section("process start", lambda: start_bench.run(build, plan["start_rounds"], plan["lookup_rounds"], pc_conf))
+    start = section("process start", lambda: start_bench.run(build, plan["start_rounds"], plan["lookup_rounds"], pc_conf,
+                                                                   args.shared_engine))
     micro = section("hooked calls", lambda: micro_bench.run(build, plan["micro_rounds"], plan["micro_reps"],
                                                             plan["micro_min_time"], pc_conf))
     network = section("network", lambda: routed_bench.run(build, plan["requests"], plan["runs"], plan["bulk_runs"],

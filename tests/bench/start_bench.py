@@ -3,7 +3,9 @@ median time per start, and the paired ratio: the median over rounds of the ratio
 in the same round, with its ~95% interval):
 - /bin/true: no preload, the empty floor, the floor plus the front's dlsym loop, the front
   inert / active / out of scope, proxychains-ng preloaded;
-- start plus one name lookup (resolve_once), where an active front loads its engine.
+- start plus one name lookup (resolve_once), where an active front loads its engine: the release
+  engine (everything linked in) and, through AWF_SHIM_CORE, the packager build's engine, which
+  loads the system's shared Abseil, simdjson, Zydis and libstdc++ (the engine as it shipped before).
 Each set ends with "no preload" again: an A/A control, whose ratio is the noise of the run."""
 import subprocess
 
@@ -28,7 +30,10 @@ def spawn_bench(build, rounds, batch, argv, configs, env):
     return results
 
 
-def run(build, rounds, lookup_rounds, pc_conf):
+SHARED_ENGINE = "front, AWF_SHIM=1, localhost, shared-library engine"
+
+
+def run(build, rounds, lookup_rounds, pc_conf, shared_engine=None):
     floor = E.base_env(LD_PRELOAD=build.tool("libpreload_floor.so"))
     dlsym = E.base_env(LD_PRELOAD=build.tool("libpreload_dlsym.so"))
     configs = [
@@ -50,6 +55,7 @@ def run(build, rounds, lookup_rounds, pc_conf):
         ("no preload, localhost", E.plain()),
         ("front, AWF_SHIM unset, localhost", E.front_unset(build)),
         ("front, AWF_SHIM=1, localhost", E.front_active(build)),
+        *([(SHARED_ENGINE, E.front_active(build, AWF_SHIM_CORE=shared_engine))] if shared_engine else []),
         ("front, AWF_SHIM=1, routed name", E.front_active(build, **routed)),
         ("proxychains-ng, routed name", dict(E.proxychains_preloaded(pc_conf), **routed)),
         (LOOKUP_AGAIN, E.plain()),
@@ -57,6 +63,9 @@ def run(build, rounds, lookup_rounds, pc_conf):
     print(f"\n== process start + first getaddrinfo (resolve_once), {lookup_rounds} rounds x 20 starts "
           "(an active front loads its engine at the first lookup)")
     first = spawn_bench(build, lookup_rounds, 20, [build.tool("resolve_once")], lookups, E.plain())
-    engine = first["front, AWF_SHIM=1, localhost"]["median"] - first["front, AWF_SHIM unset, localhost"]["median"]
+    inert = first["front, AWF_SHIM unset, localhost"]["median"]
+    engine = first["front, AWF_SHIM=1, localhost"]["median"] - inert
     print(f"engine load (AWF_SHIM=1 minus unset, same lookup): {engine:+.0f} µs per process")
+    if shared_engine:
+        print(f"shared-library engine load (same): {first[SHARED_ENGINE]['median'] - inert:+.0f} µs per process")
     return {"start": start, "first_lookup": first}

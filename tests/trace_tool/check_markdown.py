@@ -14,7 +14,7 @@ gen_trace with more rows than a table shows):
 Over data/hostile.jsonl ('|', backticks, <script>, newlines, markdown, HTML, @mentions in hosts,
 paths, methods, executables and error texts): the same, and each hostile value comes out whole in
 one code span, as the human output shows it (control characters as \\xNN).
-Where cmark-gfm (GitHub's renderer) is installed: renders each with raw HTML allowed and checks
+Then cmark-gfm (GitHub's renderer; scripts/bootstrap installs it) renders each with raw HTML allowed and checks
 that the HTML holds only the elements the tool means (no <script>, <img>, <a>, <em>…), that every
 row has as many cells as its header, and that the hostile values are the text of <code> elements.
 """
@@ -177,12 +177,12 @@ def main():
             check_hostile(where, doc, hostile)
             rendered.append((where, text, [md.decode(c) for r in md.rows(doc["sections"]["HTTP requests"]) for c in r[1:3]]
                              + [md.decode(r[0]) for r in md.rows(doc["sections"]["Hosts"])]))
-    if shutil.which("cmark-gfm"):
-        for where, text, values in rendered:
-            render(where, text, values)
-        rendering = "rendered with cmark-gfm"
-    else:
-        rendering = "not rendered (no cmark-gfm: apt-get install cmark-gfm)"
+    if not shutil.which("cmark-gfm"):
+        print("check_markdown: cmark-gfm is missing (Debian package cmark-gfm: run scripts/bootstrap)", file=sys.stderr)
+        return 1
+    for where, text, values in rendered:
+        render(where, text, values)
+    rendering = "rendered with cmark-gfm"
     for f in failures:
         print(f, file=sys.stderr)
     print(f"check_markdown: {len(traces) + 1} summaries, {rendering}, {len(failures)} problems")
