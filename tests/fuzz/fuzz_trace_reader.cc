@@ -20,7 +20,8 @@
 // (for lines within the line limit); the reader's memory bounded by its buffer cap and the
 // longest line, never by the file; HAR, summary --json and errors --json output valid JSON whose
 // counts agree with the input; human output (timeline, errors, summary, reports) valid UTF-8 with
-// no control character but the newline.
+// no control character but the newline; summary --format markdown the same, with every table row
+// as many cells as its header.
 #include <sanitizer/allocator_interface.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -145,6 +146,27 @@ HARNESS void CheckHuman(std::string_view s) {
     unsigned char c = static_cast<unsigned char>(s[i]);
     FUZZ_CHECK((c >= 0x20 && c != 0x7f) || c == '\n');
     if (c == 0xc2 && i + 1 < s.size()) FUZZ_CHECK(static_cast<unsigned char>(s[i + 1]) >= 0xa0);
+  }
+}
+
+// Markdown (for $GITHUB_STEP_SUMMARY): what a terminal gets too, and tables a trace cannot break:
+// every row of a table has its header's number of cell separators ('|' not escaped as "\|", the
+// way GitHub splits rows, code spans included).
+HARNESS void CheckMarkdown(std::string_view s) {
+  CheckHuman(s);
+  int header_pipes = -1;
+  while (!s.empty()) {
+    size_t nl = s.find('\n');
+    std::string_view line = s.substr(0, nl);
+    s.remove_prefix(nl == std::string_view::npos ? s.size() : nl + 1);
+    if (line.empty() || line[0] != '|') {
+      header_pipes = -1;
+      continue;
+    }
+    int pipes = 0;
+    for (size_t i = 0; i < line.size(); i++) pipes += line[i] == '|' && (i == 0 || line[i - 1] != '\\');
+    if (header_pipes < 0) header_pipes = pipes;
+    FUZZ_CHECK(pipes == header_pipes);
   }
 }
 
@@ -322,6 +344,7 @@ HARNESS Read PlayWhole(MemFile& mf, std::string_view file, const Shape& shape, S
   free(har_buf);
   std::string human = summary.Human(sources);
   std::string json = summary.Json(sources);
+  std::string markdown = summary.Markdown(sources);
   errors_human_out += errors_human.Footer();
   src.ReportTotals();
   r.reports = cap.Take();
@@ -330,6 +353,7 @@ HARNESS Read PlayWhole(MemFile& mf, std::string_view file, const Shape& shape, S
   CheckHuman(timeline);
   CheckHuman(errors_human_out);
   CheckHuman(human);
+  CheckMarkdown(markdown);
   FUZZ_CHECK(summary.empty() == (events == 0));
   FUZZ_CHECK(!summary.Verdict().empty());
 
