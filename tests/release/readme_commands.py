@@ -221,7 +221,8 @@ def check(readme=README):
         for r in b.runners:
             if r.block_id:
                 ids.setdefault(r.block_id, []).append(b.line)
-    tested = []  # the commands of the blocks whose runners all check out
+    tested = []  # the commands that a runner that checks out does run
+    marked = {}  # every command of a marked block: the line of its block
     for b in blocks:
         where = f"{name}:{b.line}"
         problems = []
@@ -236,6 +237,8 @@ def check(readme=README):
         if b.lang in COMMAND_LANGS and b.runners and not cmds:
             problems.append("a block of commands that holds no command")
         unrun = list(cmds)
+        if b.runners:
+            marked.update({c: b.line for c in cmds})
         for r in b.runners:
             path = os.path.join(ROOT, r.path)
             if not r.path or not os.path.isfile(path):
@@ -268,10 +271,17 @@ def check(readme=README):
         if head:
             heads.setdefault(head, []).append(s.line)
     for head, at in sorted(heads.items()):
-        covered = any(c == head or c.startswith(head + " ") for c in tested)
+        def runs(c):
+            return c == head or c.startswith(head + " ")
         where = ", ".join(f"{name}:{n}" for n in sorted(set(at)))
-        cases.append((f"inline `{head}`", None if covered else
-                      f"{where}: `{head}` is run by no tested block (move it into a marked block, or drop it)"))
+        if any(runs(c) for c in tested):
+            message = None
+        elif any(runs(c) for c in marked):
+            line = next(n for c, n in marked.items() if runs(c))
+            message = f"{where}: `{head}` is run by nothing: its block ({name}:{line}) names a runner that does not run it"
+        else:
+            message = f"{where}: `{head}` is run by no tested block (move it into a marked block, or drop it)"
+        cases.append((f"inline `{head}`", message))
     return cases
 
 
