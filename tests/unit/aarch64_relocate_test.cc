@@ -269,6 +269,31 @@ TEST(Aarch64Relocate, AcceptsWhatOnlyLooksRisky) {
   Relocated(Body({kStpFp, kMovFp, kStp1920, kMovX19, kRet, 0x00000000, 0x97fffffa}), kEntry, kEntry - 0x1000, kLong);
 }
 
+// x16/x17 as a general register, in each class that has one (llvm-mc encodings), and what only
+// looks like them.
+TEST(Aarch64Relocate, FindsX16AndX17InEveryClass) {
+  for (uint32_t w : {0xf9400010u /* ldr x16, [x0] */, 0xf90007f1u /* str x17, [sp, #8] */,
+                     0xa90047f0u /* stp x16, x17, [sp] */, 0xa94043e0u /* ldp x0, x16, [sp] */,
+                     0x9e660010u /* fmov x16, d0 */, 0x9e670220u /* fmov d0, x17 */, 0x0e043c11u /* umov w17, v0.s[0] */,
+                     0x4e040e00u /* dup v0.4s, w16 */, 0xd53bd050u /* mrs x16, tpidr_el0 */, 0xb4000050u /* cbz x16 */,
+                     0x36080051u /* tbz w17 */, 0x9a810010u /* csel x16, x0, x1, eq */, 0x9b024020u /* madd x0, x1, x2, x16 */,
+                     0xf8616a00u /* ldr x0, [x16, x1] */, 0xf8717820u /* ldr x0, [x1, x17, lsl #3] */,
+                     0xf8b00020u /* ldadda x16, x0, [x1] */, 0xf8208031u /* swp x0, x17, [x1] */,
+                     0xc8f0fc20u /* casal x16, x0, [x1] */, 0xf85f8010u /* ldur x16, [x0, #-8] */,
+                     0xf8408600u /* ldr x0, [x16], #8 */, 0x9e620200u /* scvtf d0, x16 */, 0x93d00c20u /* extr x0, x1, x16, #3 */,
+                     0xd2800030u /* mov x16, #1 */, 0x4cd07800u /* ld1 {v0.4s}, [x0], x16 */, 0xf8bfc010u /* ldapr x16, [x0] */,
+                     0xd9004011u /* stlur x17, [x0, #4] */, 0xf83fd00au /* ld64b x10, [x0]: x10-x17 */}) {
+    Status s = Refusal(Body({w, kStpFp, kRet}), kShort);
+    EXPECT_NE(s.message().find("x16/x17"), absl::string_view::npos) << absl::StrFormat("%#010x: ", w) << s;
+  }
+  for (uint32_t w : {0x3dc00010u /* ldr q16, [x0] */, 0x4c407810u /* ld1 {v16.4s}, [x0] */, 0xad4047f0u /* ldp q16, q17, [sp] */,
+                     0x1e604230u /* fmov d16, d17 */, 0x4ea08630u /* add v16.4s, v17.4s, v0.4s */,
+                     0xf8a16810u /* prfm pstl1keep, [x0, x1] */, 0xf8801011u /* prfum pstl1strm, [x0, #1] */,
+                     0xa9b87bfdu /* stp x29, x30, [sp, #-128]! */, 0xb9404420u /* ldr w0, [x1, #68] */}) {
+    Relocated(Function({kStpFp, kMovFp, kStp1920, w}), kEntry, kEntry - 0x1000, kLong);
+  }
+}
+
 TEST(Aarch64Relocate, EncodesEntryPatches) {
   uint8_t b[a64::kBranchSize];
   ASSERT_TRUE(a64::EncodeBranch(kEntry, kEntry + 0x7fffffc, b));
