@@ -9,9 +9,11 @@
 // included), b, bl, b.cond, cbz/cbnz and tbz/tbnz is position-independent and copied as is.
 //
 // Entry patch, the caller's choice (it knows where its hook thunk lies): a `b` (4 bytes, the
-// thunk within ±128 MB) or `ldr x16, #8; br x16; .quad thunk` (16 bytes, anywhere). x16 (IP0) is
-// the intra-procedure-call scratch register: the AAPCS64 lets any call clobber it on its way to a
-// function (veneers, PLT stubs), so it is dead at a function's entry.
+// thunk within ±128 MB) or `ldr x16, #8; br x16; .quad thunk` (16 bytes, anywhere; its literal is
+// misaligned when the patch starts 4 bytes past an 8-byte boundary, which a load from normal
+// memory at EL0 allows on Linux, SCTLR_EL1.A being clear). x16 (IP0) is the intra-procedure-call
+// scratch register: the AAPCS64 lets any call clobber it on its way to a function (veneers, PLT
+// stubs), so it is dead at a function's entry.
 //
 // Landing pads (BTI, PAC): `bti c|j|jc` and `paciasp`/`pacibsp` (an implicit `bti c`) stay at the
 // entry, where indirect callers land, and the patch goes after them (entry_skip = 4), as endbr64
