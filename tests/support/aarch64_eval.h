@@ -11,8 +11,10 @@
 // any call (bl, blr): then both must call the same target, and what follows each return address
 // is compared the same way. Data reads: the trampoline's own bytes, the function's (in the
 // trampoline's run, the patched bytes read otherwise, as the patch replaced them), a hash of the
-// address elsewhere. An original run that reads or branches where the trampoline lies is
-// ambiguous (the two worlds differ there) and not compared.
+// address elsewhere. An original run that reads the patched bytes (a literal load the relocator
+// must have refused, or a register that happens to point there, which no relocator can know) or
+// reads or branches where the trampoline lies is ambiguous (the two worlds differ there) and not
+// compared.
 #pragma once
 
 #include <cstddef>
@@ -114,7 +116,9 @@ class Interpreter {
     }
     if (a - l_.entry < l_.function.size()) {
       const uint8_t b = l_.function[a - l_.entry];
-      return trampoline_ && a - (l_.entry + l_.entry_skip) < l_.patched_length ? b ^ 0x5a : b;
+      if (a - (l_.entry + l_.entry_skip) >= l_.patched_length) return b;
+      if (!trampoline_) o.ambiguous = true;  // a pointer into the patched bytes: the patch shows
+      return trampoline_ ? b ^ 0x5a : b;
     }
     return static_cast<uint8_t>(Mix(0x1234, a));
   }
