@@ -73,11 +73,13 @@ struct RelocatedPrologue {
 // `function` holds the whole body of the function at run-time address `entry` (its symbol size);
 // the trampoline will live at `trampoline_at`. Refuses (with the reason): unaligned addresses; a
 // body shorter than the patch or whose code ends inside it; in the patched instructions, an
-// indirect branch or return, an exclusive load/store (its monitor cannot span a patch), anything
-// that may read or write x16/x17 (the emitted code's scratch), undecodable words; anywhere in the
-// body, a branch into the patched bytes (a `bl` to the entry itself is a recursive call, hooked
-// like any other, and allowed), a literal load from them, and a branch-space word this decoder
-// does not know; targets out of reach under BTI enforcement; a trampoline overlapping the body.
+// indirect branch or return, an exclusive load/store (its monitor cannot span a patch), a PAC
+// instruction that signs with its own address (FEAT_PAuth_LR's pacm, paciasppc, autiasppc…),
+// anything that may read or write x16/x17 (the emitted code's scratch), undecodable words;
+// anywhere in the body, a branch into the patched bytes (a `bl` to the entry itself is a recursive
+// call, hooked like any other, and allowed), a literal load from them, and a branch-space word
+// this decoder does not know (FEAT_CMPBR's cb<cc>, FEAT_PAuth_LR's retaasppc); targets out of
+// reach under BTI enforcement; a trampoline overlapping the body.
 StatusOr<RelocatedPrologue> RelocatePrologue(absl::Span<const uint8_t> function, uint64_t entry,
                                              uint64_t trampoline_at, const PatchOptions& options);
 

@@ -106,6 +106,12 @@ constexpr bool IsUndecodable(uint32_t w) {
 constexpr bool IsIndirectBranch(uint32_t w) { return (w & 0xfe000000) == 0xd6000000; }
 // ldxr/stxr/ldaxr/stlxr/ldxp/stxp (o2 = 0; casp shares the space and is refused with them).
 constexpr bool IsExclusive(uint32_t w) { return (w & 0x3f800000) == 0x08000000; }
+// FEAT_PAuth_LR (Armv9.5): pacm (hint #39, which makes the next paciasp/autiasp use its own PC),
+// paciasppc & co. (data processing, one source, opcode 1xxxxx) and autiasppc/autibsppc: they sign
+// or authenticate with the PC, so they cannot move.
+constexpr bool UsesPcInPac(uint32_t w) {
+  return w == 0xd50324ff || (w & 0xffff8000) == 0xdac18000 || (w & 0xffc0001f) == 0xf380001f;
+}
 // Nothing after it runs: b, an indirect branch other than blr, brk, hlt.
 constexpr bool EndsFlow(uint32_t w) {
   return (w & 0xfc000000) == 0x14000000 || (IsIndirectBranch(w) && Field(w, 21, 2) != 1) ||

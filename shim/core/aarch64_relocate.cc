@@ -162,6 +162,9 @@ Status CheckMovable(uint32_t w, size_t at, size_t end) {
     return FailedPreconditionError(
         absl::StrFormat("an exclusive load/store at +%d: its monitor cannot span the patch", at));
   }
+  if (insn::UsesPcInPac(w)) {
+    return FailedPreconditionError(absl::StrFormat("a PAC instruction at +%d that uses its own address", at));
+  }
   if (insn::MayUseIp(w)) {
     return FailedPreconditionError(
         absl::StrFormat("the instruction at +%d may use x16/x17, which the trampoline's code clobbers", at));
