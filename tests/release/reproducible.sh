@@ -74,7 +74,7 @@ fi
 
 # The second build: another temporary path, of another length, and the libraries' sources read
 # from a copy of the cache at another path.
-second=b-built-somewhere-else-with-a-much-longer-path
+second="b-built-somewhere-else-with-a-much-longer-path"
 cache=$tmp/$second/cache
 mkdir -p "$cache/src"
 while IFS= read -r dir; do cp -a "$dir" "$cache/src/"; done < <("$repo/scripts/lib/fetch-sources")
