@@ -103,6 +103,8 @@ SANITIZER_SKIPS = {
         "test_tap.Tap.test_large_bodies_are_counted_with_bounded_memory":
             "its python3 runs curl (inheriting the ASan preload), which cannot run under ASan: see "
             "harness.SANITIZER_INCOMPATIBLE; it also bounds peak RSS, which ASan's shadow and quarantine inflate",
+        "test_arm64.":
+            "runs arm64 programs under qemu-user against the aarch64 build; the sanitizer build is x86-64",
         "test_stress.ThreadStorm.":
             "bounds resident memory after the run; under ASan freed memory stays in ASan's quarantine, so the "
             "bound measures ASan, not the shim (the TSan run still runs these tests, for races)",

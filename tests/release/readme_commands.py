@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Every command README.md gives is run by a test, so none can rot unnoticed.
 
-    readme_commands.py [--junit FILE] [README]
+    readme_commands.py [--junit FILE] [DOCUMENT...]   (default: README.md, packaging/README.md)
 
 Fenced blocks. Each one is labelled: `text` (and `json`, `jsonl`) for output and data; `sh`,
 `bash`, `shell`, `console`, `dockerfile` or `yaml` for what a reader runs. A block of commands has,
@@ -252,6 +252,17 @@ def check(readme=README):
                     if not re.search(rf"""(["']){re.escape(r.block_id)}\1""", f.read()):
                         problems.append(f"{r.path} does not name the block {r.block_id!r} (as a string), so it "
                                         "cannot be extracting it")
+                if os.path.realpath(readme) != os.path.realpath(README):
+                    # Another document (the tarball's README) may repeat README.md's tested block,
+                    # or some of its commands, but nothing the test does not run.
+                    with open(README, encoding="utf-8") as f:
+                        source = [o for o in parse(f.read())[0] if any(q.block_id == r.block_id for q in o.runners)]
+                    extra = [c for c in cmds if not source or c not in commands(source[0])]
+                    if len(source) != 1:
+                        problems.append(f"README.md has no block {r.block_id!r} for this one to repeat")
+                    elif extra:
+                        problems.append(f"not in README.md's block {r.block_id!r}, which {r.path} runs: "
+                                        + "; ".join(f"`{c}`" for c in extra))
                 unrun = []
             else:
                 text = code_lines(path)
@@ -298,9 +309,13 @@ def write_junit(path, cases):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--junit")
-    ap.add_argument("readme", nargs="?", default=README)
+    ap.add_argument("readme", nargs="*", default=[README, os.path.join(ROOT, "packaging", "README.md")],
+                    help="the documents to check (default: README.md and the tarball's packaging/README.md)")
     args = ap.parse_args()
-    cases = check(args.readme)
+    cases = []
+    for readme in args.readme:
+        prefix = "" if os.path.realpath(readme) == os.path.realpath(README) else os.path.relpath(readme, ROOT) + ": "
+        cases += [(prefix + c, m) for c, m in check(readme)]
     failed = [(c, m) for c, m in cases if m]
     for case, message in cases:
         print(f"{'FAIL' if message else 'ok  '} {case}")
