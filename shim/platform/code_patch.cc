@@ -1,7 +1,8 @@
-// Layout: one page per PatchFunctions call, placed within rel32 reach of every function, holding
-// a slot per function:
-//   +0   jmp [rip+0]; .quad hook     the entry's `jmp rel32` lands here (the hook is far away)
-//   +16  endbr64; relocated prologue; jmp entry+skip+patched    the "original" handed back
+// Layout: one page per PatchFunctions call, placed below the functions within the architecture's
+// reach of every one of them, holding a slot per function: first what the entry's patch jumps to
+// (on to the hook, which is far away), then the relocated prologue, the "original" handed back,
+// which jumps back into the function. What the slot and the patch hold is the architecture's
+// (code_patch_arch.h: code_patch_x86.cc, code_patch_aarch64.cc); the rest is here.
 // The slot page is written while RW, then made RX, never RWX; a refused mprotect refuses the
 // patch. The functions' own code stays executable throughout (CodeWriter).
 #include "code_patch.h"
@@ -20,19 +21,13 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "awfshim/x86_relocate.h"
+#include "code_patch_arch.h"
 #include "elf_symbols.h"
 
 namespace awfshim {
-
-#if defined(__x86_64__)
 namespace {
 
-constexpr size_t kSlotSize = 128;
-constexpr size_t kThunkSize = 16;
 constexpr uintptr_t kSearchStep = 64 << 10;
-// Every slot must reach every function with rel32, and vice versa; a margin covers the page.
-constexpr uintptr_t kReach = (uintptr_t{1} << 31) - (uintptr_t{1} << 20);
 constexpr uintptr_t kLowestAddress = 1 << 20;  // well above vm.mmap_min_addr
 constexpr int kMaxSearch = 16384;              // 1 GiB of candidates
 
@@ -44,8 +39,9 @@ uintptr_t PageSize() { return static_cast<uintptr_t>(sysconf(_SC_PAGESIZE)); }
 // A fresh RW mapping within reach of [low, high). Below `low` only: above an executable lies its
 // brk heap, which a mapping there would stop from growing.
 uint8_t* MapNear(uintptr_t low, uintptr_t high, size_t length) {
+  const uintptr_t reach = patch_arch::Reach();
   uintptr_t at = (low & ~(kSearchStep - 1)) - kSearchStep;
-  for (int i = 0; i < kMaxSearch && at >= kLowestAddress && high - at < kReach; i++, at -= kSearchStep) {
+  for (int i = 0; i < kMaxSearch && at >= kLowestAddress && high - at < reach; i++, at -= kSearchStep) {
     void* p = mmap(reinterpret_cast<void*>(at), length, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
     if (p == MAP_FAILED) continue;
@@ -53,12 +49,6 @@ uint8_t* MapNear(uintptr_t low, uintptr_t high, size_t length) {
     munmap(p, length);  // a kernel without MAP_FIXED_NOREPLACE took the address as a hint
   }
   return nullptr;
-}
-
-void WriteThunk(uint8_t* slot, void* hook) {
-  static constexpr uint8_t kJmpRipIndirect[] = {0xff, 0x25, 0x00, 0x00, 0x00, 0x00};
-  std::memcpy(slot, kJmpRipIndirect, sizeof kJmpRipIndirect);
-  std::memcpy(slot + sizeof kJmpRipIndirect, &hook, sizeof hook);
 }
 
 // The process's threads (/proc/self/status), or 0 when it cannot be read.
@@ -77,8 +67,8 @@ int ThreadCount() {
 struct Planned {
   const char* name;
   uint8_t* write_at;              // entry + entry_skip
-  std::vector<uint8_t> original;  // the patched_length bytes there
-  std::vector<uint8_t> patch;     // jmp rel32 to the slot, then int3 (never reached)
+  std::vector<uint8_t> original;  // the bytes the patch replaces there
+  std::vector<uint8_t> patch;     // the jump to the slot (code_patch_arch.h)
 };
 
 struct PageRange {
@@ -128,8 +118,16 @@ class CodeWriter {
     return OkStatus();
   }
 
-  // Puts `bytes` at p.write_at. On error the range may hold part of them (a short write).
+  // Puts `bytes` at p.write_at, for the instruction stream too. On error the range may hold part
+  // of them (a short write).
   Status Write(const Planned& p, const std::vector<uint8_t>& bytes) {
+    Status s = Copy(p, bytes);
+    patch_arch::SyncCode(p.write_at, bytes.size());
+    return s;
+  }
+
+ private:
+  Status Copy(const Planned& p, const std::vector<uint8_t>& bytes) {
     if (mem_ >= 0) {
       if (std::string err = WriteProcMem(p.write_at, bytes); !err.empty()) {
         return DataLossError(absl::StrCat("/proc/self/mem at ", p.name, ": ", err));
@@ -149,7 +147,6 @@ class CodeWriter {
     return OkStatus();
   }
 
- private:
   // Empty when /proc/self/mem takes every range's own bytes; else why not.
   std::string OpenProcMem(absl::Span<const Planned> plans) {
     mem_ = open("/proc/self/mem", O_WRONLY | O_CLOEXEC);
@@ -180,6 +177,7 @@ bool IsShimCode(const void* function) { return InSameObject(function, reinterpre
 Status PatchFunctions(absl::Span<const PatchRequest> requests) {
   std::lock_guard<std::mutex> lock(g_mu);
   if (requests.empty()) return OkStatus();
+  if (Status s = patch_arch::Available(); !s.ok()) return s;
   if (int threads = ThreadCount(); threads != 1) {
     return FailedPreconditionError(threads ? absl::StrCat("the process already has ", threads, " threads")
                                            : "cannot count the process's threads (/proc/self/status)");
@@ -194,36 +192,32 @@ Status PatchFunctions(absl::Span<const PatchRequest> requests) {
     high = std::max(high, at + r.size);
   }
 
-  const size_t length = (requests.size() * kSlotSize + PageSize() - 1) & ~(PageSize() - 1);
+  const size_t slot_size = patch_arch::SlotSize();
+  const size_t length = (requests.size() * slot_size + PageSize() - 1) & ~(PageSize() - 1);
   uint8_t* page = MapNear(low, high, length);
-  if (!page) return ResourceExhaustedError("no free page within rel32 reach below the functions");
+  if (!page) return ResourceExhaustedError("no free page within reach below the functions");
   auto fail = [&](Status s) {
     munmap(page, length);
     return s;
   };
 
   std::vector<Planned> plans;
+  std::vector<size_t> originals;  // each request's original, as an offset into the page
   for (size_t i = 0; i < requests.size(); i++) {
     const PatchRequest& r = requests[i];
-    uint8_t* slot = page + i * kSlotSize;
-    auto entry = reinterpret_cast<uintptr_t>(r.function);
-    StatusOr<x86::RelocatedPrologue> moved = x86::RelocatePrologue(
-        absl::MakeConstSpan(static_cast<const uint8_t*>(r.function), r.size), entry,
-        reinterpret_cast<uintptr_t>(slot + kThunkSize));
-    if (!moved.ok()) return fail(Status(moved.status().code(), absl::StrCat(r.name, ": ", moved.status().message())));
-    if (kThunkSize + moved->trampoline.size() > kSlotSize) {
+    uint8_t* slot = page + i * slot_size;
+    StatusOr<patch_arch::SlotPlan> plan = patch_arch::PlanSlot(r, reinterpret_cast<uintptr_t>(slot));
+    if (!plan.ok()) return fail(Status(plan.status().code(), absl::StrCat(r.name, ": ", plan.status().message())));
+    if (plan->slot.size() > slot_size) {
       return fail(ResourceExhaustedError(absl::StrCat(r.name, ": the relocated prologue is too long")));
     }
-    WriteThunk(slot, r.hook);
-    std::memcpy(slot + kThunkSize, moved->trampoline.data(), moved->trampoline.size());
-    uint8_t* write_at = static_cast<uint8_t*>(r.function) + moved->entry_skip;
-    Planned p{r.name, write_at, std::vector<uint8_t>(write_at, write_at + moved->patched_length),
-              std::vector<uint8_t>(moved->patched_length, 0xcc)};
-    if (!x86::EncodeJump(reinterpret_cast<uintptr_t>(write_at), reinterpret_cast<uintptr_t>(slot), p.patch.data())) {
-      return fail(OutOfRangeError(absl::StrCat(r.name, ": the slot is beyond rel32 reach")));
-    }
-    plans.push_back(std::move(p));
+    std::memcpy(slot, plan->slot.data(), plan->slot.size());
+    originals.push_back(i * slot_size + plan->original_offset);
+    uint8_t* write_at = static_cast<uint8_t*>(r.function) + plan->entry_skip;
+    plans.push_back({r.name, write_at, std::vector<uint8_t>(write_at, write_at + plan->patch.size()),
+                     std::move(plan->patch)});
   }
+  patch_arch::SyncCode(page, length);
   if (mprotect(page, length, kRx) != 0) {
     return fail(PermissionDeniedError(absl::StrCat("mprotect of the trampolines: ", std::strerror(errno))));
   }
@@ -231,7 +225,7 @@ Status PatchFunctions(absl::Span<const PatchRequest> requests) {
   if (Status s = writer.Open(plans); !s.ok()) return fail(s);
 
   // A hook reached through an entry finds its original already there.
-  for (size_t i = 0; i < requests.size(); i++) requests[i].publish(page + i * kSlotSize + kThunkSize);
+  for (size_t i = 0; i < requests.size(); i++) requests[i].publish(page + originals[i]);
   for (size_t i = 0; i < plans.size(); i++) {
     Status s = writer.Write(plans[i], plans[i].patch);
     if (s.ok()) continue;
@@ -249,13 +243,5 @@ Status PatchFunctions(absl::Span<const PatchRequest> requests) {
   for (const PatchRequest& r : requests) g_patched->insert(reinterpret_cast<uintptr_t>(r.function));
   return OkStatus();
 }
-
-#else
-
-Status PatchFunctions(absl::Span<const PatchRequest>) {
-  return UnimplementedError("inline patching is implemented for x86-64 only");
-}
-
-#endif
 
 }  // namespace awfshim

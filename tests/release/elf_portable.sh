@@ -34,8 +34,9 @@ for file in "$@"; do
   extra=$(grep -Ev "$allowed" <<<"$needed" || true)
   [[ -z $extra ]] || bad "needs more than glibc and libgcc_s:" "$extra"
 
-  # Symbol column: NAME@VERSION (imports are "UND").
-  syms=$(readelf --dyn-syms -W "$file" | awk '$1 ~ /^[0-9]+:$/ { print $7, $8 }')
+  # Symbol column: NAME@VERSION (imports are "UND"). Local symbols are neither imported nor
+  # exported: aarch64's linker puts section symbols (.init, .data) in the table.
+  syms=$(readelf --dyn-syms -W "$file" | awk '$1 ~ /^[0-9]+:$/ && $5 != "LOCAL" { print $7, $8 }')
   newer=$(awk -v max="$max_glibc" '
     function num(v, p) { split(v, p, "."); return p[1] * 1000000 + p[2] * 1000 + p[3] }
     $1 == "UND" && match($2, /@GLIBC_[0-9.]+/) {

@@ -20,6 +20,7 @@ row has as many cells as its header, and that the hostile values are the text of
 """
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -44,8 +45,12 @@ def fail(where, what):
     failures.append(f"{where}: {what}")
 
 
+# A cross build's programs run through the cross file's test_wrapper (qemu-user; meson.build).
+WRAPPER = [w for w in os.environ.get("AWF_SHIM_TEST_WRAPPER", "").split("\t") if w]
+
+
 def run(tool, *args):
-    r = subprocess.run([tool, *args], cwd=DATA, capture_output=True, text=True)
+    r = subprocess.run([*WRAPPER, tool, *args], cwd=DATA, capture_output=True, text=True)
     if r.returncode not in (0, 1):
         raise RuntimeError(f"awf-shim-trace {' '.join(args)}: exit status {r.returncode}: {r.stderr}")
     return r.stdout
@@ -159,7 +164,7 @@ def main():
     tool, gen_trace = (str(Path(p).resolve()) for p in sys.argv[1:])  # meson: relative to the build dir
     with tempfile.TemporaryDirectory() as tmp:
         big = Path(tmp) / "big.jsonl"
-        subprocess.run([gen_trace, big, "1"], check=True, capture_output=True)
+        subprocess.run([*WRAPPER, gen_trace, big, "1"], check=True, capture_output=True)
         traces = REALISTIC + [[str(big)]]
         rendered = []
         for files in traces:

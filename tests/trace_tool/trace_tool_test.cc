@@ -82,7 +82,14 @@ struct Result {
 // /dev/null). Returns the pid.
 pid_t Start(const std::vector<std::string>& args, const std::string& cwd, const TempDir& tmp,
             const std::string& stdin_path = "") {
-  std::vector<std::string> argv_s = {Bin()};
+  // A cross build's test runs under qemu-user, which cannot exec the target's binaries by itself:
+  // the cross file's wrapper (meson.build) comes first, its words separated by tabs.
+  std::vector<std::string> argv_s;
+  std::stringstream wrapper(Env("AWF_SHIM_TEST_WRAPPER"));
+  for (std::string word; std::getline(wrapper, word, '\t');) {
+    if (!word.empty()) argv_s.push_back(word);
+  }
+  argv_s.push_back(Bin());
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : argv_s) argv.push_back(a.data());
@@ -97,7 +104,7 @@ pid_t Start(const std::vector<std::string>& args, const std::string& cwd, const 
     dup2(in, 0);
     dup2(o, 1);
     dup2(e, 2);
-    execv(argv[0], argv.data());
+    execvp(argv[0], argv.data());
     _exit(127);
   }
   return pid;

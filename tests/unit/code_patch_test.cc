@@ -1,7 +1,8 @@
 // Patches real machine code in this process and runs it: hand-written functions in an executable
 // page, shaped like the prologues the TLS tap meets in Node.js (endbr64, RIP-relative loads,
 // `test rdi,rdi; je`), and ones it must refuse; in a child process under a seccomp filter, what a
-// host that refuses writes to code does to the patch.
+// host that refuses writes to code does to the patch. x86-64 code: on aarch64, that every request
+// is refused, with the reason the trace gives.
 #include "../../shim/platform/code_patch.h"
 #include "../../shim/platform/elf_symbols.h"
 
@@ -25,9 +26,9 @@
 #include <thread>
 #include <vector>
 
+#if defined(__x86_64__)
 #include "awfshim/x86_relocate.h"
 
-#if defined(__x86_64__)
 namespace awfshim {
 namespace {
 
@@ -301,6 +302,28 @@ TEST(X86Relocate, RefusesWhatItCannotReencodeOrReach) {
   const uint8_t garbage[] = {0x0f, 0xff};
   r = x86::RelocatePrologue(garbage, 0x400000, 0x3f0000);
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << r.status();
+}
+
+}  // namespace
+}  // namespace awfshim
+#elif defined(__aarch64__)
+namespace awfshim {
+namespace {
+
+void PublishNowhere(void*) { ADD_FAILURE() << "a refused patch publishes nothing"; }
+
+long Untouched(long x) { return x + 1; }
+
+// Until the aarch64 relocator is wired in (code_patch_aarch64.cc): refused before anything is
+// mapped or written, whatever the function.
+TEST(CodePatch, RefusedOnAarch64WithTheReason) {
+  std::vector<uint8_t> entry(16);
+  std::memcpy(entry.data(), reinterpret_cast<const void*>(&Untouched), entry.size());
+  PatchRequest request[] = {{"untouched", reinterpret_cast<void*>(&Untouched), 16, reinterpret_cast<void*>(&Untouched), PublishNowhere}};
+  EXPECT_EQ(PatchFunctions(request),
+            UnimplementedError("patching the executable's own functions is not supported on aarch64 yet"));
+  EXPECT_EQ(std::memcmp(entry.data(), reinterpret_cast<const void*>(&Untouched), entry.size()), 0);
+  EXPECT_EQ(Untouched(1), 2);
 }
 
 }  // namespace

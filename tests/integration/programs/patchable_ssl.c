@@ -22,6 +22,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "entry_jumps.h"
+
 #ifdef WITH_SPINNER
 #include "spinning_ssl.h"
 #endif
@@ -75,8 +77,7 @@ static int exchange(void) {
   int w = SSL_write(&ssl_object, kRequest, (int)sizeof kRequest - 1);
   int r = SSL_read(&ssl_object, buf, (int)sizeof buf);
   SSL_free(&ssl_object);
-  unsigned char first = *(volatile unsigned char *)(uintptr_t)&SSL_read;
-  printf("SSL_write=%d SSL_read=%d SSL_read-entry=%s\n", w, r, first == 0xe9 ? "jmp" : "own");
+  printf("SSL_write=%d SSL_read=%d SSL_read-entry=%s\n", w, r, entry_jumps((const void *)(uintptr_t)&SSL_read) ? "jmp" : "own");
   return w == (int)sizeof kRequest - 1 && r == (int)sizeof kResponse - 1 ? 0 : 1;
 }
 

@@ -24,6 +24,13 @@
 #define ARG_HIGH(i) (ARG_LOW(i) + 4)
 #define ALLOW SECCOMP_RET_ALLOW
 #define REFUSE(err) (SECCOMP_RET_ERRNO | (err))
+#if defined(__x86_64__)
+#define AUDIT_ARCH_NATIVE AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define AUDIT_ARCH_NATIVE AUDIT_ARCH_AARCH64
+#else
+#error "seccomp_exec: unsupported architecture"
+#endif
 
 int main(int argc, char **argv) {
   if (argc < 3) {
@@ -34,7 +41,7 @@ int main(int argc, char **argv) {
   unsigned pwrite_ret = strstr(argv[1], "proc-mem") ? REFUSE(EIO) : ALLOW;
   struct sock_filter filter[] = {
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_NATIVE, 1, 0),
       BPF_STMT(BPF_RET | BPF_K, ALLOW),
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
       BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_pwrite64, 3, 0),
