@@ -29,11 +29,12 @@ StatusOr<SlotPlan> PlanSlot(const PatchRequest& request, uintptr_t slot_at) {
                             reinterpret_cast<uintptr_t>(request.function), slot_at + kThunkSize);
   if (!moved.ok()) return moved.status();
   SlotPlan plan;
-  plan.slot.resize(kThunkSize);
+  // Sized once and filled (GCC 12 at -O3 misreads an insert after a resize as out of bounds).
+  plan.slot.assign(kThunkSize + moved->trampoline.size(), 0);
   static constexpr uint8_t kJmpRipIndirect[] = {0xff, 0x25, 0x00, 0x00, 0x00, 0x00};
   std::memcpy(plan.slot.data(), kJmpRipIndirect, sizeof kJmpRipIndirect);
   std::memcpy(plan.slot.data() + sizeof kJmpRipIndirect, &request.hook, sizeof request.hook);
-  plan.slot.insert(plan.slot.end(), moved->trampoline.begin(), moved->trampoline.end());
+  std::memcpy(plan.slot.data() + kThunkSize, moved->trampoline.data(), moved->trampoline.size());
   plan.original_offset = kThunkSize;
   plan.entry_skip = moved->entry_skip;
   plan.patch.assign(moved->patched_length, 0xcc);
