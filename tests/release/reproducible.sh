@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# reproducible.sh [--against TARBALL] [--junit FILE]
+# reproducible.sh [--arch ARCH] [--against TARBALL] [--junit FILE]
 #
 # Builds the release tarball twice (scripts/release) and compares the two byte for byte. Each
 # build copies this tree into a fresh temporary source tree of its own; the two are made at
@@ -21,12 +21,14 @@ export LC_ALL=C
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 against=
 junit=
+arch=()  # scripts/release's default: this machine's
 while (($#)); do
   case "$1" in
     --against) [[ $# -ge 2 ]] || { echo "--against needs a tarball" >&2; exit 2; }; against=$2; shift 2 ;;
+    --arch) [[ $# -ge 2 ]] || { echo "--arch needs an architecture" >&2; exit 2; }; arch=(--arch "$2"); shift 2 ;;
     --junit) [[ $# -ge 2 ]] || { echo "--junit needs a file" >&2; exit 2; }; junit=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
-    *) echo "usage: reproducible.sh [--against TARBALL] [--junit FILE]" >&2; exit 2 ;;
+    *) echo "usage: reproducible.sh [--arch ARCH] [--against TARBALL] [--junit FILE]" >&2; exit 2 ;;
   esac
 done
 [[ -z $junit ]] || junit=$(realpath -m "$junit")
@@ -58,7 +60,7 @@ EOF
 release() {
   local dir=$tmp/$1 out
   mkdir -p "$dir/tmp" "$dir/out"
-  out=$(TMPDIR=$dir/tmp "$repo/scripts/release" --out "$dir/out" 2>"$dir/release.log") ||
+  out=$(TMPDIR=$dir/tmp "$repo/scripts/release" "${arch[@]}" --out "$dir/out" 2>"$dir/release.log") ||
     { tail -40 "$dir/release.log" | tee -a "$report" >&2; say "scripts/release failed (build $1)"; verdict 1; }
   echo "$out"
 }
