@@ -9,7 +9,7 @@ Usage: junit_count.py SUITE...   where SUITE is KIND:NAME:STATUS:REPORT
 A suite counts as one failure, besides its test cases, when its report is missing or unreadable
 (a sanitizer abort writes none), when it reports no test at all, or when its command failed
 although no test case in the report did. The last line is the distinct tests —
-"N passed, N failed[, N skipped]" — and the line before it the sanitizer reruns. Exits 1 on any
+"N passed, N failed[, N skipped]" — and the line before it the reruns. Exits 1 on any
 failure or when nothing ran."""
 import sys
 import xml.etree.ElementTree as ET
@@ -53,7 +53,7 @@ def main(argv):
     totals = count(argv)
     run, rerun = totals["run"], totals["rerun"]
     if any(rerun.values()):
-        print("sanitizer reruns: " + line(rerun))
+        print("reruns (sanitizers, packager build, aarch64 under qemu-user): " + line(rerun))
     print(line(run))
     return 1 if run["failed"] or rerun["failed"] or run["passed"] == 0 else 0
 
