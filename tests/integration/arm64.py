@@ -13,7 +13,8 @@ stays as built), binds into it /proc, /dev, /sys, /etc/hosts and /etc/resolv.con
 namespace has them, the runtime cache and the aarch64 build tree (read-only, at their own paths,
 so that runtime("node-24-arm64") and the build's paths work unchanged inside), and the caller's
 directories, then chroots and execs. The network is the caller's: 127.0.0.1 inside is the test
-namespace's loopback.
+namespace's loopback. A program given the aarch64 front (shim_env()) is reported to run.py's
+secrets scan like any process under the shim.
 
 Run as a script (python3 arm64.py --enter SPEC), it is that mount-and-exec step itself."""
 import json
@@ -39,6 +40,8 @@ EM_X86_64 = 62
 BUILD_AARCH64 = os.environ.get("AWF_BUILD_AARCH64", os.path.join(REPO, "build-aarch64"))
 FRONT_AARCH64 = os.path.join(BUILD_AARCH64, "libawfshim.so")
 ENGINE_AARCH64 = os.path.join(BUILD_AARCH64, "libawfshim-core.so")
+TRACE_TOOL_AARCH64 = os.path.join(BUILD_AARCH64, "shim", "tools", "awf-shim-trace")
+PROGRAMS_AARCH64 = os.path.join(BUILD_AARCH64, "tests", "integration", "programs")
 
 # The PATH of a program in the root when the caller gives no environment.
 ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -131,6 +134,41 @@ def elf_machine(path):
     return struct.unpack(endian + "H", head[18:20])[0]
 
 
+def aarch64_build(*paths):
+    """Checks that the aarch64 build has the front, the engine and `paths` (its files, as aarch64
+    ELF objects); never builds: fails at once naming what to run."""
+    for path in (FRONT_AARCH64, ENGINE_AARCH64, *paths):
+        if not os.path.isfile(path) or elf_machine(path) != EM_AARCH64:
+            raise AssertionError(f"{path} is missing or not an aarch64 object: build it (meson setup build-aarch64 "
+                                 f"--cross-file cross/aarch64-linux-gnu.ini; ninja -C build-aarch64)")
+
+
+def shim_env(home, trace=None, **extra):
+    """The environment of a program in the root under the aarch64 front (AWF_SHIM=1, the fake
+    credentials of harness.SENTINEL_ENV); extra holds AWF_SHIM_* and the like, None removes one."""
+    from harness import SENTINEL_ENV
+    env = {"PATH": ROOT_PATH, "HOME": home, "LANG": "C.UTF-8", "LD_PRELOAD": FRONT_AARCH64, "AWF_SHIM": "1",
+           **SENTINEL_ENV}
+    if trace:
+        env["AWF_SHIM_TRACE"] = trace
+    env.update(extra)
+    return {k: str(v) for k, v in env.items() if v is not None}
+
+
+def _watched(argv, env, cwd):
+    """run.py's secrets scan (secrets_scan.RUN) sees a process under the shim in the environment
+    Popen is given; a program in the root gets its own through the spec, so run_in_root reports it
+    to the scan itself, which then keeps its trace (bind the trace's directory at its own path) and
+    its stderr, and the trace recount reads that trace too. None outside run.py or without the
+    shim (the registry decides)."""
+    registry = getattr(sys.modules.get("secrets_scan"), "RUN", None)
+    if registry is None:
+        return None
+    proc = registry.spawned({"args": argv, "env": env, "cwd": cwd, "stdout": subprocess.PIPE,
+                             "stderr": subprocess.PIPE})
+    return (registry, proc) if proc else None
+
+
 def _default_binds():
     """(source, target, read-only) of every call: the test namespace's view of the system and the
     cached runtimes and the aarch64 build, each at its own path."""
@@ -170,12 +208,25 @@ def run_in_root(argv, env=None, binds=(), cwd="/", timeout=None, check=False, **
     spec["scratch"] = scratch
     kw.setdefault("capture_output", not ("stdout" in kw or "stderr" in kw))
     kw.setdefault("text", True)
+    watch = _watched(spec["argv"], spec["env"], cwd) if kw["capture_output"] and kw["text"] else None
     try:
-        return subprocess.run(["unshare", "-m", "--propagation", "private", "--", sys.executable or "/usr/bin/python3",
-                               os.path.abspath(__file__), "--enter", json.dumps(spec)],
-                              env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
-                              timeout=timeout or HANG_GUARD, check=check, **kw)
+        r = subprocess.run(["unshare", "-m", "--propagation", "private", "--", sys.executable or "/usr/bin/python3",
+                            os.path.abspath(__file__), "--enter", json.dumps(spec)],
+                           env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+                           timeout=timeout or HANG_GUARD, **kw)
+    except subprocess.TimeoutExpired as e:
+        if watch:
+            watch[0].output(watch[1], e.output, e.stderr)
+        raise
+    else:
+        if watch:
+            watch[0].output(watch[1], r.stdout, r.stderr)
+        if check:
+            r.check_returncode()
+        return r
     finally:
+        if watch:
+            watch[0].exited(watch[1])
         # The tmpfs and the overlay were mounted only in the call's namespace: here it is an empty
         # directory (a program that left a daemon behind keeps that namespace, not this directory).
         shutil.rmtree(scratch, ignore_errors=True)
