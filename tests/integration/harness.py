@@ -183,6 +183,33 @@ def run(cmd, env=None, timeout=HANG_GUARD, check=False, **kw):
                           capture_output=True, text=True, check=check, **kw)
 
 
+def assert_summary_tunnelled(test, doc, hosts):
+    """`awf-shim-trace summary --json`'s `doc`: each of `hosts` tunnelled at least once and never
+    failed; no process connected anything directly or had a connection refused."""
+    by_host = {h["host"]: h for h in doc["hosts"]}
+    for host in hosts:
+        test.assertIn(host, by_host, doc["verdict"])
+        test.assertGreaterEqual(by_host[host]["tunnels"]["open"], 1, by_host[host])
+        test.assertEqual(by_host[host]["tunnels"]["failed"], 0, by_host[host])
+    for p in doc["processes"]:
+        test.assertEqual((p["connects"]["direct"], p["connects"]["refuse"]), (0, 0), p)
+
+
+def assert_client_tunnel(test, r, path, squid_entries, host):
+    """A client printed the upstream's JSON reply, then the local port of its connection: the
+    upstream saw `path` for `host` (also its SNI), and Squid logged one tunnel on that very
+    connection — the shim connects the client's own socket to Squid, so Squid logs the client's
+    port, and the line with it is this client's, whatever else reached Squid. Returns the reply."""
+    test.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+    reply, port = r.stdout.strip().rsplit("\n", 1)
+    body = json.loads(reply)
+    test.assertEqual((body["host"], body["sni"], body["path"]), (host, host, path))
+    mine = [e[1:] for e in squid_entries("client_port", "method", "url", "status", "squid_status")
+            if e[0] == int(port)]
+    test.assertEqual(mine, [("CONNECT", f"{host}:443", 200, "TCP_TUNNEL")])
+    return body
+
+
 def read_trace(path):
     """Every line of a trace file, parsed; a line that is not JSON fails the test."""
     if not os.path.exists(path):

@@ -31,7 +31,7 @@ import unittest
 import arm64
 import net
 from firewall import ANSWER, CLI_FLAGS, REDUCING_FLAGS, Firewall
-from harness import ENGINE, read_trace, runtime
+from harness import ENGINE, assert_client_tunnel, assert_summary_tunnelled, read_trace, runtime
 from squid import Squid
 
 FULL = os.environ.get("AWF_TEST_ARM64") == "full"
@@ -219,13 +219,7 @@ class ShimTest(RootTest):
         """The aarch64 awf-shim-trace's summary: each host tunnelled and never refused, no process
         connected anything directly; every process that traced is `exe`."""
         doc = self.summary()
-        by_host = {h["host"]: h for h in doc["hosts"]}
-        for host in hosts:
-            self.assertIn(host, by_host, doc["verdict"])
-            self.assertGreaterEqual(by_host[host]["tunnels"]["open"], 1, by_host[host])
-            self.assertEqual(by_host[host]["tunnels"]["failed"], 0, by_host[host])
-        for p in doc["processes"]:
-            self.assertEqual((p["connects"]["direct"], p["connects"]["refuse"]), (0, 0), p)
+        assert_summary_tunnelled(self, doc, hosts)
         self.assertEqual({e["exe"] for e in self.events("init")}, {exe})
         self.assert_nothing_went_direct()
         return doc
@@ -239,14 +233,7 @@ class ShimRouting(ShimTest):
         upstream saw the request, Squid logged the tunnel on that very connection, the trace has its
         fake DNS answer, its tunnelled connect and the open tunnel (and, `tapped`: the TLS tap's
         `http` event of the exchange, on that fd), and the aarch64 tool agrees."""
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        reply, port = r.stdout.strip().rsplit("\n", 1)
-        body = json.loads(reply)
-        self.assertEqual((body["host"], body["sni"], body["path"]), (net.API, net.API, path))
-        # The shim connects the client's own socket to Squid, so Squid logs the client's port.
-        mine = [e[1:] for e in self.squid_entries("client_port", "method", "url", "status", "squid_status")
-                if e[0] == int(port)]
-        self.assertEqual(mine, [("CONNECT", f"{net.API}:443", 200, "TCP_TUNNEL")])
+        assert_client_tunnel(self, r, path, self.squid_entries, net.API)
         dns = [e for e in self.events("dns") if e["host"] == net.API]
         self.assertTrue(dns and all(e["mode"] == "fake" for e in dns), dns)
         connects = [e for e in self.events("connect") if e.get("host") == net.API]

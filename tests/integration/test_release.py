@@ -296,13 +296,7 @@ class ClientsInTheRoot(harness.TempDirTest):
         inits = [e for e in events if e["ev"] == "init"]
         self.assertTrue(inits and all(e["version"] == VERSION and e["exe"] == exe for e in inits), inits)
         doc = self.summary()
-        by_host = {h["host"]: h for h in doc["hosts"]}
-        for host in hosts:
-            self.assertIn(host, by_host, doc["verdict"])
-            self.assertGreaterEqual(by_host[host]["tunnels"]["open"], 1, by_host[host])
-            self.assertEqual(by_host[host]["tunnels"]["failed"], 0, by_host[host])
-        for p in doc["processes"]:
-            self.assertEqual((p["connects"]["direct"], p["connects"]["refuse"]), (0, 0), p)
+        harness.assert_summary_tunnelled(self, doc, hosts)
         self.assertEqual(TRAP.connections(), [], "a routed host was connected directly")
         tunnels = [e for e in events if e["ev"] == "tunnel" and e["result"] == "open"]
         for host in hosts:

@@ -9,7 +9,7 @@ import tempfile
 import unittest
 
 import net
-from harness import FRONT, PROGRAMS, PYTHON, TempDirTest, read_trace, run, runtime, shim_env
+from harness import FRONT, PROGRAMS, PYTHON, TempDirTest, assert_client_tunnel, read_trace, run, runtime, shim_env
 from squid import Squid
 
 NETCLIENT = os.path.join(PROGRAMS, "netclient")
@@ -75,15 +75,7 @@ class RoutingTest(TempDirTest):
 class RealClientsThroughSquid(RoutingTest):
     def assert_tunnelled(self, r, path):
         """r printed the upstream's reply, then the local port of the client's connection."""
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-        reply, port = r.stdout.strip().rsplit("\n", 1)
-        body = json.loads(reply)
-        self.assertEqual((body["host"], body["sni"], body["path"]), (net.API, net.API, path))
-        # The shim connects the client's own socket to Squid, so Squid logs the client's port:
-        # the line with it is this client's request, whatever else reached Squid.
-        mine = [e[1:] for e in self.squid_entries("client_port", "method", "url", "status", "squid_status")
-                if e[0] == int(port)]
-        self.assertEqual(mine, [("CONNECT", f"{net.API}:443", 200, "TCP_TUNNEL")])
+        assert_client_tunnel(self, r, path, self.squid_entries, net.API)
         tunnels = self.events("tunnel")
         self.assertTrue(any(t["target"] == f"{net.API}:443" and t["status"] == 200 and t["result"] == "open"
                             for t in tunnels), tunnels)
