@@ -1,6 +1,6 @@
 // What PatchFunctions (code_patch.cc) needs of the machine it runs on: how an entry jumps to a slot,
 // what a slot holds, and how far away it may lie. One implementation per architecture, the host's
-// chosen by meson: code_patch_x86.cc (x86-64, Zydis), code_patch_aarch64.cc (not yet: refuses).
+// chosen by meson: code_patch_x86.cc (x86-64, Zydis), code_patch_aarch64.cc (aarch64_relocate.h).
 // Everything else — the slot page, the single-thread check, writing code that may be running, the
 // all-or-nothing order of publishing and writing — is the same everywhere and stays in
 // code_patch.cc.

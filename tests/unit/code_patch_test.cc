@@ -1,8 +1,9 @@
 // Patches real machine code in this process and runs it: hand-written functions in an executable
-// page, shaped like the prologues the TLS tap meets in Node.js (endbr64, RIP-relative loads,
-// `test rdi,rdi; je`), and ones it must refuse; in a child process under a seccomp filter, what a
-// host that refuses writes to code does to the patch. x86-64 code: on aarch64, that every request
-// is refused, with the reason the trace gives.
+// page, shaped like the prologues the TLS tap meets in Node.js — x86-64: endbr64, RIP-relative
+// loads, `test rdi,rdi; je`; aarch64: a landing pad, a literal load, `cbz`, a paciasp/pacibsp frame
+// (its LR signed on the way in and out), on a BTI-guarded page too — and ones it must refuse; in a
+// child process under a seccomp filter, what a host that refuses writes to code does to the patch
+// (where a seccomp filter can be installed: qemu-user refuses them, so there those are skipped).
 #include "../../shim/platform/code_patch.h"
 #include "../../shim/platform/elf_symbols.h"
 
@@ -10,13 +11,16 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstddef>
 #include <cstring>
 #include <functional>
@@ -28,39 +32,24 @@
 
 #if defined(__x86_64__)
 #include "awfshim/x86_relocate.h"
+#endif
 
 namespace awfshim {
 namespace {
 
 using IntFn = long (*)(long);
+using Code = std::vector<uint8_t>;
 
-// Functions laid out in one RX page, 256 bytes apart. Never unmapped: the patcher remembers
-// patched addresses for the life of the process, as code in a real process stays mapped.
-class CodePage {
- public:
-  CodePage() {
-    page_ = static_cast<uint8_t*>(mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
-    EXPECT_NE(page_, MAP_FAILED);
-    std::memset(page_, 0xcc, kSize);
-  }
+// --- The functions, per architecture -------------------------------------------------------------
+// kAddConstant: long f(long x) { return K + x; } with K = 1000 loaded PC-relative, behind a landing
+// pad (4 bytes, which stays at the entry); kZeroTest: long f(long x) { return x ? x + 1 : -1; },
+// whose first instruction is a conditional branch the trampoline must re-target; kTooShort: a
+// body no patch fits; kLoopIntoPrologue: a loop that branches back into the patched bytes.
 
-  // Places `code` in the next slot; returns its address (valid after Seal()).
-  uint8_t* Add(std::initializer_list<uint8_t> code) {
-    uint8_t* at = page_ + 256 * used_++;
-    std::copy(code.begin(), code.end(), at);
-    return at;
-  }
-  void Seal() { ASSERT_EQ(mprotect(page_, kSize, PROT_READ | PROT_EXEC), 0); }
-  uint8_t* page() const { return page_; }
+#if defined(__x86_64__)
+constexpr uint8_t kFill = 0xcc;  // int3
 
- private:
-  static constexpr size_t kSize = 4096;
-  uint8_t* page_;
-  int used_ = 0;
-};
-
-// long f(long x) { return K + x; } with K loaded RIP-relative, behind endbr64.
-std::initializer_list<uint8_t> kAddConstant = {
+const Code kAddConstant = {
     0xf3, 0x0f, 0x1e, 0xfa,                    // endbr64
     0x48, 0x8b, 0x05, 0x09, 0x00, 0x00, 0x00,  // mov rax, [rip+9]  -> +20
     0x48, 0x01, 0xf8,                          // add rax, rdi
@@ -70,9 +59,8 @@ std::initializer_list<uint8_t> kAddConstant = {
 };
 constexpr size_t kAddConstantSize = 15;
 
-// long f(long x) { return x ? x + 1 : -1; } starting `test rdi,rdi; je rel8`, like Node 24's
-// SSL_write_ex: the jump must be re-targeted from the trampoline.
-std::initializer_list<uint8_t> kTestJe = {
+// Like Node 24's SSL_write_ex.
+const Code kZeroTest = {
     0x48, 0x85, 0xff,                          // test rdi, rdi
     0x74, 0x05,                                // je +10
     0x48, 0x8d, 0x47, 0x01,                    // lea rax, [rdi+1]
@@ -80,38 +68,148 @@ std::initializer_list<uint8_t> kTestJe = {
     0x48, 0xc7, 0xc0, 0xff, 0xff, 0xff, 0xff,  // +10: mov rax, -1
     0xc3,                                      // ret
 };
-constexpr size_t kTestJeSize = 18;
+constexpr size_t kZeroTestSize = 18;
 
-// xor eax, eax; ret: shorter than the jump.
-std::initializer_list<uint8_t> kTooShort = {0x31, 0xc0, 0xc3};
+const Code kTooShort = {0x31, 0xc0, 0xc3};  // xor eax, eax; ret: shorter than the jump
+constexpr char kTooShortReason[] = "short: too short";
 
-// long f(long n) { long r = 0; do r++; while (--n); return r; } whose loop jumps back into the
-// first five bytes.
-std::initializer_list<uint8_t> kLoopIntoPrologue = {
+// long f(long n) { long r = 0; do r++; while (--n); return r; }: f(3) = 3, its loop back to +2.
+const Code kLoopIntoPrologue = {
     0x31, 0xc0,        // xor eax, eax
     0x48, 0xff, 0xc0,  // +2: inc rax
     0x48, 0xff, 0xcf,  // dec rdi
     0x75, 0xf8,        // jne +2
     0xc3,              // ret
 };
+constexpr long kLoopOf3 = 3;
+constexpr char kLoopReason[] = "targets +2";
+
+// The patch: a `jmp rel32` at the entry or after endbr64.
+bool EntryJumps(const uint8_t* e) { return e[0] == 0xe9 || e[4] == 0xe9; }
+
+#elif defined(__aarch64__)
+constexpr uint8_t kFill = 0x00;  // udf #0
+
+Code Words(std::initializer_list<uint32_t> words) {
+  Code out(4 * words.size());
+  std::memcpy(out.data(), words.begin(), out.size());
+  return out;
+}
+
+constexpr uint32_t kBtiC = 0xd503245f, kPaciasp = 0xd503233f, kPacibsp = 0xd503237f, kAutiasp = 0xd50323bf,
+                   kAutibsp = 0xd50323ff, kRet = 0xd65f03c0;
+
+const Code kAddConstant = Words({
+    kBtiC,
+    0x58000061,  // ldr x1, #12  -> +16
+    0x8b000020,  // add x0, x1, x0
+    kRet,
+    1000, 0,     // +16: K
+});
+constexpr size_t kAddConstantSize = 16;
+
+const Code kZeroTest = Words({
+    0xb4000060,  // cbz x0, +12
+    0x91000400,  // add x0, x0, #1
+    kRet,
+    0x92800000,  // +12: mov x0, #-1
+    kRet,
+});
+constexpr size_t kZeroTestSize = 20;
+
+const Code kTooShort = Words({kRet});  // a lone ret, like short_ssl's SSL_write
+constexpr char kTooShortReason[] = "short: at +0: an indirect branch or return at +0";
+
+// long f(long n) { do n--; while (n); return n; }: f(3) = 0, its loop back to +0.
+const Code kLoopIntoPrologue = Words({
+    0xd1000400,  // sub x0, x0, #1
+    0xb5ffffe0,  // cbnz x0, +0
+    kRet,
+});
+constexpr long kLoopOf3 = 0;
+constexpr char kLoopReason[] = "targets +0";
+
+// long f(long x) { return 2 * x + 3; } in a frame whose LR is signed with SP (key A or B), the
+// doubling in a function it calls: the hook must be entered with LR authenticated and the
+// original must return into the hook.
+Code PacFrame(uint32_t sign, uint32_t authenticate) {
+  return Words({
+      sign,
+      0xa9bf7bfd,  // stp x29, x30, [sp, #-16]!
+      0x910003fd,  // mov x29, sp
+      0x94000005,  // bl +32
+      0x91000c00,  // add x0, x0, #3
+      0xa8c17bfd,  // ldp x29, x30, [sp], #16
+      authenticate,
+      kRet,
+      0x8b000000,  // +32: add x0, x0, x0
+      kRet,
+  });
+}
+
+// long f(long) { return LR signed by paciasp ^ LR; }: non-zero where pointer authentication is on.
+const Code kPacSigns = Words({
+    0xaa1e03e0,  // mov x0, x30
+    kPaciasp,
+    0xaa1e03e1,  // mov x1, x30
+    kAutiasp,
+    0xca000020,  // eor x0, x1, x0
+    kRet,
+});
+
+// The patch: a `b` at the entry or after its landing pad.
+bool EntryJumps(const uint8_t* e) {
+  uint32_t w[2];
+  std::memcpy(w, e, sizeof w);
+  return (w[0] & 0xfc000000) == 0x14000000 || (w[1] & 0xfc000000) == 0x14000000;
+}
+#endif
+
+// Functions laid out in one page, 256 bytes apart. Never unmapped: the patcher remembers patched
+// addresses for the life of the process, as code in a real process stays mapped.
+class CodePage {
+ public:
+  CodePage() {
+    page_ = static_cast<uint8_t*>(mmap(nullptr, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    EXPECT_NE(page_, MAP_FAILED);
+    std::memset(page_, kFill, kSize);
+  }
+
+  // Places `code` in the next slot; returns its address (valid after Seal()).
+  uint8_t* Add(const Code& code) {
+    uint8_t* at = page_ + 256 * used_++;
+    std::copy(code.begin(), code.end(), at);
+    return at;
+  }
+  void Seal(int prot = PROT_READ | PROT_EXEC) {
+    ASSERT_EQ(mprotect(page_, kSize, prot), 0) << std::strerror(errno);
+    __builtin___clear_cache(reinterpret_cast<char*>(page_), reinterpret_cast<char*>(page_ + kSize));
+  }
+  uint8_t* page() const { return page_; }
+
+ private:
+  static constexpr size_t kSize = 4096;
+  uint8_t* page_;
+  int used_ = 0;
+};
 
 IntFn g_original_add;
-IntFn g_original_test_je;
+IntFn g_original_zero_test;
 long DoubledAdd(long x) { return 2 * g_original_add(x); }
-long NegatedTestJe(long x) { return -g_original_test_je(x); }
+long NegatedZeroTest(long x) { return -g_original_zero_test(x); }
 
 // The entries being patched, and how many of them held a jump when an original was published.
 std::vector<const uint8_t*> g_entries;
 int g_jumps_at_publish;
 void CountJumps() {
-  for (const uint8_t* e : g_entries) g_jumps_at_publish += e[0] == 0xe9 || e[4] == 0xe9;  // after endbr64
+  for (const uint8_t* e : g_entries) g_jumps_at_publish += EntryJumps(e);
 }
 void PublishAdd(void* original) {
   g_original_add = reinterpret_cast<IntFn>(original);
   CountJumps();
 }
-void PublishTestJe(void* original) {
-  g_original_test_je = reinterpret_cast<IntFn>(original);
+void PublishZeroTest(void* original) {
+  g_original_zero_test = reinterpret_cast<IntFn>(original);
   CountJumps();
 }
 void PublishNowhere(void*) { ADD_FAILURE() << "a refused patch publishes nothing"; }
@@ -123,26 +221,28 @@ PatchRequest AddRequest(IntFn add, void (*publish)(void*) = PublishAdd) {
 TEST(CodePatch, HookRunsAndTrampolineKeepsOriginalBehaviour) {
   CodePage code;
   auto* add = reinterpret_cast<IntFn>(code.Add(kAddConstant));
-  auto* test_je = reinterpret_cast<IntFn>(code.Add(kTestJe));
+  auto* zero_test = reinterpret_cast<IntFn>(code.Add(kZeroTest));
   code.Seal();
   ASSERT_EQ(add(1), 1001);
-  ASSERT_EQ(test_je(0), -1);
+  ASSERT_EQ(zero_test(0), -1);
 
-  PatchRequest requests[] = {AddRequest(add),
-                             {"test_je", reinterpret_cast<void*>(test_je), kTestJeSize, reinterpret_cast<void*>(NegatedTestJe), PublishTestJe}};
-  g_entries = {reinterpret_cast<uint8_t*>(add), reinterpret_cast<uint8_t*>(test_je)};
+  PatchRequest requests[] = {AddRequest(add), {"zero_test", reinterpret_cast<void*>(zero_test), kZeroTestSize,
+                                               reinterpret_cast<void*>(NegatedZeroTest), PublishZeroTest}};
+  g_entries = {reinterpret_cast<uint8_t*>(add), reinterpret_cast<uint8_t*>(zero_test)};
   g_jumps_at_publish = 0;
   Status s = PatchFunctions(requests);
   ASSERT_TRUE(s.ok()) << s;
   EXPECT_EQ(g_jumps_at_publish, 0) << "every original is published before any entry jumps";
 
-  EXPECT_EQ(g_original_add(1), 1001);  // the RIP-relative load still finds K
+  EXPECT_EQ(g_original_add(1), 1001);  // the PC-relative load still finds K
   EXPECT_EQ(add(1), 2002);             // callers of the function now reach the hook
-  EXPECT_EQ(g_original_test_je(0), -1);  // both arms of the re-targeted je
-  EXPECT_EQ(g_original_test_je(41), 42);
-  EXPECT_EQ(test_je(0), 1);
-  EXPECT_EQ(test_je(41), -42);
-  EXPECT_EQ(reinterpret_cast<uint8_t*>(add)[0], 0xf3) << "endbr64 stays at the entry";
+  EXPECT_EQ(g_original_zero_test(0), -1);  // both arms of the re-targeted branch
+  EXPECT_EQ(g_original_zero_test(41), 42);
+  EXPECT_EQ(zero_test(0), 1);
+  EXPECT_EQ(zero_test(41), -42);
+  EXPECT_EQ(std::memcmp(reinterpret_cast<uint8_t*>(add), kAddConstant.data(), 4), 0)
+      << "the landing pad stays at the entry";
+  EXPECT_TRUE(EntryJumps(reinterpret_cast<uint8_t*>(add)));
 
   EXPECT_EQ(PatchFunctions(absl::MakeConstSpan(requests, 1)).code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(add(1), 2002);
@@ -159,22 +259,23 @@ TEST(CodePatch, RefusesAllWhenOneCannotBePatched) {
                                {"short", too_short, kTooShort.size(), reinterpret_cast<void*>(DoubledAdd), PublishNowhere}};
   Status r = PatchFunctions(short_pair);
   EXPECT_EQ(r.code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(r.message().find("short: too short"), absl::string_view::npos) << r;
+  EXPECT_NE(r.message().find(kTooShortReason), absl::string_view::npos) << r;
   EXPECT_EQ(add(1), 1001) << "nothing was written";
 
   PatchRequest loop_request[] = {{"loop", reinterpret_cast<void*>(loop), kLoopIntoPrologue.size(), reinterpret_cast<void*>(DoubledAdd), PublishNowhere}};
   r = PatchFunctions(loop_request);
   EXPECT_EQ(r.code(), StatusCode::kFailedPrecondition);
-  EXPECT_NE(r.message().find("targets +2"), absl::string_view::npos) << r;
-  EXPECT_EQ(loop(3), 3);
+  EXPECT_NE(r.message().find(kLoopReason), absl::string_view::npos) << r;
+  EXPECT_EQ(loop(3), kLoopOf3);
 }
 
 TEST(CodePatch, RefusesTheShimsOwnCode) {
-  PatchRequest own[] = {{"own", reinterpret_cast<void*>(&DoubledAdd), 16, reinterpret_cast<void*>(NegatedTestJe), PublishNowhere}};
+  PatchRequest own[] = {{"own", reinterpret_cast<void*>(&DoubledAdd), 16, reinterpret_cast<void*>(NegatedZeroTest), PublishNowhere}};
   EXPECT_EQ(PatchFunctions(own).code(), StatusCode::kInvalidArgument);
 }
 
-// A thread that might be running the entry while it changes.
+// A thread that might be running the entry while it changes. (Under qemu-user, /proc/self/status
+// counts qemu's own thread too; code_patch.cc leaves that one out.)
 TEST(CodePatch, RefusesWhileAnotherThreadRuns) {
   CodePage code;
   auto* add = reinterpret_cast<IntFn>(code.Add(kAddConstant));
@@ -199,6 +300,12 @@ struct Refusals {
   bool any_exec = false;
 };
 
+int InstallSeccomp(sock_filter* filter, unsigned short length) {
+  sock_fprog prog = {length, filter};
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -1;
+  return static_cast<int>(syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog));
+}
+
 void InstallFilter(const Refusals& r) {
   auto arg_low = [](int i) { return static_cast<uint32_t>(offsetof(seccomp_data, args) + 8 * i); };
   auto page = reinterpret_cast<uintptr_t>(r.page);
@@ -219,21 +326,21 @@ void InstallFilter(const Refusals& r) {
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
   };
-  sock_fprog prog = {static_cast<unsigned short>(std::size(filter)), filter};
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) {
+  if (InstallSeccomp(filter, static_cast<unsigned short>(std::size(filter))) != 0) {
     std::perror("seccomp");
     _exit(2);
   }
 }
 
-// Runs `body` in a child process under the filter; returns what it returned, or how it died.
-std::string InChild(const Refusals& refusals, const std::function<std::string()>& body) {
+// Runs `body` in a child process (under the filter, if any refusals); returns what it returned,
+// or how it died.
+std::string InChild(const std::function<std::string()>& body, const Refusals* refusals = nullptr) {
   int out[2];
   if (pipe(out) != 0) return "no pipe";
   pid_t pid = fork();
   if (pid == 0) {
     close(out[0]);
-    InstallFilter(refusals);
+    if (refusals) InstallFilter(*refusals);
     std::string result = body();
     (void)!write(out[1], result.data(), result.size());
     _exit(0);
@@ -249,6 +356,20 @@ std::string InChild(const Refusals& refusals, const std::function<std::string()>
   return result;
 }
 
+std::string InChild(const Refusals& refusals, const std::function<std::string()>& body) {
+  return InChild(body, &refusals);
+}
+
+// qemu-user refuses seccomp filters (they would filter qemu's own system calls).
+bool SeccompFiltersWork() {
+  return InChild([] {
+           sock_filter allow[] = {BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)};
+           return std::string(InstallSeccomp(allow, 1) == 0 ? "yes" : std::strerror(errno));
+         }) == "yes";
+}
+#define SKIP_WITHOUT_SECCOMP() \
+  if (!SeccompFiltersWork()) GTEST_SKIP() << "seccomp filters cannot be installed here (qemu-user refuses them)"
+
 // Patches `add`, then says how that went and what add(1) returns.
 std::string PatchAndCall(IntFn add) {
   PatchRequest request[] = {AddRequest(add)};
@@ -257,6 +378,7 @@ std::string PatchAndCall(IntFn add) {
 }
 
 TEST(CodePatch, WritesThroughProcMemWhereExecutableCannotBeWritable) {
+  SKIP_WITHOUT_SECCOMP();
   CodePage code;
   auto* add = reinterpret_cast<IntFn>(code.Add(kAddConstant));
   code.Seal();
@@ -264,6 +386,7 @@ TEST(CodePatch, WritesThroughProcMemWhereExecutableCannotBeWritable) {
 }
 
 TEST(CodePatch, WithoutProcMemThePageIsWritableAndExecutableForTheCopy) {
+  SKIP_WITHOUT_SECCOMP();
   CodePage code;
   auto* add = reinterpret_cast<IntFn>(code.Add(kAddConstant));
   code.Seal();
@@ -272,6 +395,7 @@ TEST(CodePatch, WithoutProcMemThePageIsWritableAndExecutableForTheCopy) {
 
 // The host refuses both: nothing was written, the code runs as before.
 TEST(CodePatch, RefusesWhenCodeCannotBeWrittenAndStayExecutable) {
+  SKIP_WITHOUT_SECCOMP();
   CodePage code;
   auto* add = reinterpret_cast<IntFn>(code.Add(kAddConstant));
   code.Seal();
@@ -285,6 +409,7 @@ TEST(CodePatch, RefusesWhenCodeCannotBeWrittenAndStayExecutable) {
             "denied; add(1)=1001");
 }
 
+#if defined(__x86_64__)
 TEST(X86Relocate, RefusesWhatItCannotReencodeOrReach) {
   // jrcxz has no rel32 form.
   const uint8_t jrcxz[] = {0xe3, 0x10, 0x48, 0x89, 0xf8, 0xc3, 0x90};
@@ -303,32 +428,71 @@ TEST(X86Relocate, RefusesWhatItCannotReencodeOrReach) {
   r = x86::RelocatePrologue(garbage, 0x400000, 0x3f0000);
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << r.status();
 }
+#endif
 
-}  // namespace
-}  // namespace awfshim
-#elif defined(__aarch64__)
-namespace awfshim {
-namespace {
+#if defined(__aarch64__)
+IntFn g_original_pac_a, g_original_pac_b;
+long PacAHook(long x) { return g_original_pac_a(x) + 100; }
+long PacBHook(long x) { return g_original_pac_b(x) + 200; }
+void PublishPacA(void* original) { g_original_pac_a = reinterpret_cast<IntFn>(original); }
+void PublishPacB(void* original) { g_original_pac_b = reinterpret_cast<IntFn>(original); }
 
-void PublishNowhere(void*) { ADD_FAILURE() << "a refused patch publishes nothing"; }
-
-long Untouched(long x) { return x + 1; }
-
-// Until the aarch64 relocator is wired in (code_patch_aarch64.cc): refused before anything is
-// mapped or written, whatever the function.
-TEST(CodePatch, RefusedOnAarch64WithTheReason) {
-  std::vector<uint8_t> entry(16);
-  std::memcpy(entry.data(), reinterpret_cast<const void*>(&Untouched), entry.size());
-  PatchRequest request[] = {{"untouched", reinterpret_cast<void*>(&Untouched), 16, reinterpret_cast<void*>(&Untouched), PublishNowhere}};
-  EXPECT_EQ(PatchFunctions(request),
-            UnimplementedError("patching the executable's own functions is not supported on aarch64 yet"));
-  EXPECT_EQ(std::memcmp(entry.data(), reinterpret_cast<const void*>(&Untouched), entry.size()), 0);
-  EXPECT_EQ(Untouched(1), 2);
+// A function that signs LR at its entry keeps paciasp/pacibsp there: LR reaches the patch signed.
+// The thunk authenticates it before the hook, and the trampoline signs the hook's LR again for the
+// original's epilogue. Where pointer authentication is on (qemu's CPU has it), a slip either way
+// returns to a corrupted address.
+TEST(CodePatchAarch64, SignedReturnAddressesSurviveTheHookAndTheOriginal) {
+  CodePage code;
+  auto* pac_a = reinterpret_cast<IntFn>(code.Add(PacFrame(kPaciasp, kAutiasp)));
+  auto* pac_b = reinterpret_cast<IntFn>(code.Add(PacFrame(kPacibsp, kAutibsp)));
+  auto* signs = reinterpret_cast<IntFn>(code.Add(kPacSigns));
+  code.Seal();
+  RecordProperty("pointer_authentication", signs(0) != 0 ? "on" : "off (the PAC instructions are NOPs)");
+  ASSERT_EQ(pac_a(5), 13);
+  PatchRequest requests[] = {
+      {"pac_a", reinterpret_cast<void*>(pac_a), 40, reinterpret_cast<void*>(PacAHook), PublishPacA},
+      {"pac_b", reinterpret_cast<void*>(pac_b), 40, reinterpret_cast<void*>(PacBHook), PublishPacB},
+  };
+  Status s = PatchFunctions(requests);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(reinterpret_cast<const uint32_t*>(pac_a)[0], kPaciasp) << "the landing pad stays at the entry";
+  EXPECT_TRUE(EntryJumps(reinterpret_cast<uint8_t*>(pac_a)));
+  EXPECT_EQ(pac_a(5), 113);
+  EXPECT_EQ(pac_b(5), 213);
+  EXPECT_EQ(g_original_pac_a(7), 17);
+  EXPECT_EQ(g_original_pac_b(7), 17);
 }
 
+// On a BTI-guarded page an indirect branch must land on a landing pad: the entry's patch and the
+// trampoline's way back are direct branches and need none. First, that the page really is
+// guarded: a call to a function without a pad there dies (SIGILL).
+TEST(CodePatchAarch64, PatchedFunctionsRunOnAGuardedPage) {
+  if (!(getauxval(AT_HWCAP2) & HWCAP2_BTI)) GTEST_SKIP() << "the CPU has no BTI";
+  CodePage code;
+  auto* add = reinterpret_cast<IntFn>(code.Add(kAddConstant));
+  auto* pac_a = reinterpret_cast<IntFn>(code.Add(PacFrame(kPaciasp, kAutiasp)));
+  auto* unpadded = reinterpret_cast<IntFn>(code.Add(kZeroTest));
+  code.Seal(PROT_READ | PROT_EXEC | PROT_BTI);
+  const std::string died = InChild([&] {
+    const rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    return std::to_string(unpadded(1));
+  });
+  EXPECT_EQ(died, "killed by signal " + std::to_string(SIGILL));
+  PatchRequest requests[] = {
+      AddRequest(add),
+      {"pac_a", reinterpret_cast<void*>(pac_a), 40, reinterpret_cast<void*>(PacAHook), PublishPacA},
+  };
+  Status s = PatchFunctions(requests);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_EQ(add(1), 2002);
+  EXPECT_EQ(g_original_add(1), 1001);
+  EXPECT_EQ(pac_a(5), 113);
+}
+#endif
+
 }  // namespace
 }  // namespace awfshim
-#endif
 
 // Exported by the test executable (export_dynamic), like Node.js exports OpenSSL.
 extern "C" __attribute__((noinline, used)) long awfshim_test_exported(long x) { return x * 3 + 1; }
