@@ -4,6 +4,7 @@ filter), with a second thread already running, and across fork() while other thr
 the tap. patchable_ssl is a fake OpenSSL exported by a non-PIE executable, as Node's is; Node 24
 itself runs under the same filter."""
 import os
+import platform
 import unittest
 
 import net
@@ -12,6 +13,9 @@ from harness import PROGRAMS, TempDirTest, read_trace, run, runtime, shim_env
 PATCHABLE = os.path.join(PROGRAMS, "patchable_ssl")
 SECCOMP_EXEC = os.path.join(PROGRAMS, "seccomp_exec")
 EXCHANGED = "SSL_write=41 SSL_read=40"  # the request's and the canned response's lengths
+# Node.js 24 for the machine the tests run on (both non-PIE, loaded at 0x400000). The aarch64
+# tests run under qemu-user, which refuses seccomp filters: test_arm64_tap covers what can run there.
+NODE_24 = {"x86_64": "node-24", "aarch64": "node-24-arm64"}.get(platform.machine(), "node-24")
 W = CA = PROXY = None
 _fixture = net.TlsUpstreamBehindProxy("awfshim-tapsafety-")
 
@@ -26,7 +30,7 @@ def tearDownModule():
     _fixture.__exit__(None, None, None)
 
 
-@unittest.skipUnless(os.path.exists(PATCHABLE), "x86-64 only")
+@unittest.skipUnless(os.path.exists(PATCHABLE), f"the build has no {PATCHABLE}")
 class TapSafety(TempDirTest):
     def run_shimmed(self, *argv, **extra):
         self.trace = self.path("trace.jsonl")
@@ -47,7 +51,7 @@ class TapSafety(TempDirTest):
                 "{ res.resume(); res.on('end', () => console.log(res.statusCode)); });")
 
     def node_get(self, rules):
-        r = self.under_seccomp(rules, runtime("node-24"), "-e", self.NODE_GET, f"https://{net.API}/node",
+        r = self.under_seccomp(rules, runtime(NODE_24), "-e", self.NODE_GET, f"https://{net.API}/node",
                                NODE_EXTRA_CA_CERTS=CA)
         self.assertEqual((r.returncode, r.stdout, r.stderr), (0, "200\n", ""))
         [tap] = self.events("tap")
