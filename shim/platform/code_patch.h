@@ -1,5 +1,5 @@
 // Redirecting functions of the running process to hooks by rewriting their entry with a jump
-// (x86-64; on aarch64 every request is refused for now, see code_patch_arch.h). For code that
+// (x86-64 and aarch64, see code_patch_arch.h). For code that
 // calls its own copy of a function directly, where symbol interposition cannot reach (OpenSSL
 // inside a Node.js executable).
 #pragma once

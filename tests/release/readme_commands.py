@@ -16,6 +16,12 @@ on the line right above its opening fence, the runner that runs it:
                                                                       block must appear in it,
                                                                       verbatim, outside comments
 
+    <!-- tested-by: long-suite -->                                    a long suite behind a flag,
+                                                                      too long for every run: only
+                                                                      the commands of LONG_SUITES,
+                                                                      whose result and time README
+                                                                      must report
+
 (several runners separated by commas: each command must be run by one of them). Ids are unique.
 Tests get a block's text with block(ID), the same parse as this check.
 
@@ -40,6 +46,11 @@ README = os.path.join(ROOT, "README.md")
 COMMAND_LANGS = {"sh", "bash", "shell", "console", "dockerfile", "yaml"}
 TEXT_LANGS = {"text", "json", "jsonl"}
 TOOLS = {"meson", "ninja", "sudo", "awf", "awf-shim-run", "awf-shim-trace", "docker", "tar", "sha256sum", "export"}
+# Long suites behind flags (the developers' guide: "report their results and times in README"),
+# run by hand, not by every scripts/test: the command, and the words README must hold beside it.
+LONG_SUITES = {
+    "scripts/test --arch aarch64": "the whole arm64 suite under qemu-user",
+}
 MARKER = re.compile(r"^<!--\s*tested-by:\s*(.*?)\s*-->\s*$")
 FENCE = re.compile(r"^(```+|~~~+)\s*([^\s`]*)")
 SYNOPSIS = re.compile(r"…|\[|\||<")
@@ -241,6 +252,13 @@ def check(readme=README):
             marked.update({c: b.line for c in cmds})
         for r in b.runners:
             path = os.path.join(ROOT, r.path)
+            if r.path == "long-suite":
+                unrun = [c for c in unrun if c not in LONG_SUITES]
+                with open(readme, encoding="utf-8") as f:
+                    text = f.read()
+                problems += [f"the long suite `{c}`: README must report it as {LONG_SUITES[c]!r}, with its result "
+                             "and time" for c in cmds if c in LONG_SUITES and LONG_SUITES[c] not in text]
+                continue
             if not r.path or not os.path.isfile(path):
                 problems.append(f"tested-by {r.path!r}: no such file")
                 continue
