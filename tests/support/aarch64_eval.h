@@ -47,8 +47,10 @@ struct Target {
 };
 // GCC 12 with -fsanitize=address,undefined calls the word, inlined from a caller's buffer, "maybe
 // uninitialized" here: every caller passes a decoded word.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 inline std::optional<Target> TargetOf(uint32_t w, uint64_t pc) {
   if (Bits(w, 30, 26) == 0b00101) return Target{w >> 31 ? Target::kCall : Target::kJump, pc + Sext(Bits(w, 25, 0), 26) * 4};
   if (Bits(w, 31, 24) == 0x54 || Bits(w, 30, 25) == 0b011010) return Target{Target::kJump, pc + Sext(Bits(w, 23, 5), 19) * 4};
@@ -63,7 +65,9 @@ inline std::optional<Target> TargetOf(uint32_t w, uint64_t pc) {
   }
   return std::nullopt;
 }
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 struct Machine {
   uint64_t x[31] = {};
