@@ -57,7 +57,8 @@ inline std::optional<Target> TargetOf(uint32_t w, uint64_t pc) {
   if (Bits(w, 30, 25) == 0b011011) return Target{Target::kJump, pc + Sext(Bits(w, 18, 5), 14) * 4};
   if (Bits(w, 29, 27) == 0b011 && Bits(w, 25, 24) == 0) {
     static constexpr int kGpr[] = {4, 8, 4, 0}, kFp[] = {4, 8, 16, 0};
-    return Target{Target::kLiteral, pc + Sext(Bits(w, 23, 5), 19) * 4, (w >> 26 & 1 ? kFp : kGpr)[w >> 30]};
+    const uint32_t opc = w >> 30;
+    return Target{Target::kLiteral, pc + Sext(Bits(w, 23, 5), 19) * 4, (w >> 26 & 1) ? kFp[opc] : kGpr[opc]};
   }
   if (Bits(w, 28, 24) == 0b10000) {
     const uint64_t imm = Sext(Bits(w, 23, 5) << 2 | Bits(w, 30, 29), 21);

@@ -39,7 +39,7 @@ constexpr a64::PatchOptions kLongBti{EntryPatch::kAbsoluteBranch, true};
 
 std::vector<uint8_t> Body(const std::vector<uint32_t>& words) {
   std::vector<uint8_t> out(words.size() * 4);
-  std::memcpy(out.data(), words.data(), out.size());
+  if (!out.empty()) std::memcpy(out.data(), words.data(), out.size());
   return out;
 }
 // `first` at +0..., then a prologue, a ret, and filler words up to 0x60 bytes (literals at +0x40;
