@@ -3,7 +3,7 @@
 #include <cstring>
 #include <optional>
 
-#include "absl/strings/str_format.h"
+#include "absl/strings/str_cat.h"
 #include "aarch64_insn.h"
 
 namespace awfshim::aarch64 {
@@ -25,9 +25,9 @@ std::optional<LandingPad> PadOf(uint32_t w) {
 }
 
 Status OutOfReach(uint64_t target) {
-  return OutOfRangeError(absl::StrFormat(
-      "target %#x is beyond b reach (±128 MB) of the trampoline, and under BTI enforcement it has no landing pad for br",
-      target));
+  return OutOfRangeError(absl::StrCat(
+      "target 0x", absl::Hex(target),
+      " is beyond b reach (±128 MB) of the trampoline, and under BTI enforcement it has no landing pad for br"));
 }
 
 // The trampoline as it is written, word by word, at its run-time address.
@@ -151,23 +151,23 @@ Status Relocate(uint32_t w, uint64_t from, Builder& t) {
 
 // Why the patched instruction `w` at +`at` cannot move, or OK. `end` is the patch's end offset.
 Status CheckMovable(uint32_t w, size_t at, size_t end) {
-  if (insn::IsUndecodable(w)) return InvalidArgumentError(absl::StrFormat("undecodable word 0x%08x at +%d", w, at));
+  if (insn::IsUndecodable(w)) return InvalidArgumentError(absl::StrCat("undecodable word 0x", absl::Hex(w, absl::kZeroPad8), " at +", at));
   if (insn::EndsFlow(w) && at + 4 < end) {
-    return FailedPreconditionError(absl::StrFormat("too short to patch: its code ends at +%d", at + 4));
+    return FailedPreconditionError(absl::StrCat("too short to patch: its code ends at +", at + 4));
   }
   if (insn::IsIndirectBranch(w)) {
-    return FailedPreconditionError(absl::StrFormat("an indirect branch or return at +%d", at));
+    return FailedPreconditionError(absl::StrCat("an indirect branch or return at +", at));
   }
   if (insn::IsExclusive(w)) {
     return FailedPreconditionError(
-        absl::StrFormat("an exclusive load/store at +%d: its monitor cannot span the patch", at));
+        absl::StrCat("an exclusive load/store at +", at, ": its monitor cannot span the patch"));
   }
   if (insn::UsesPcInPac(w)) {
-    return FailedPreconditionError(absl::StrFormat("a PAC instruction at +%d that uses its own address", at));
+    return FailedPreconditionError(absl::StrCat("a PAC instruction at +", at, " that uses its own address"));
   }
   if (insn::MayUseIp(w)) {
     return FailedPreconditionError(
-        absl::StrFormat("the instruction at +%d may use x16/x17, which the trampoline's code clobbers", at));
+        absl::StrCat("the instruction at +", at, " may use x16/x17, which the trampoline's code clobbers"));
   }
   return OkStatus();
 }
@@ -190,7 +190,7 @@ void EncodeAbsoluteBranch(uint64_t to, uint8_t out[kAbsoluteBranchSize]) {
 StatusOr<RelocatedPrologue> RelocatePrologue(absl::Span<const uint8_t> function, uint64_t entry,
                                              uint64_t trampoline_at, const PatchOptions& options) {
   if (entry % 4 || trampoline_at % 4) {
-    return InvalidArgumentError(absl::StrFormat("unaligned entry %#x or trampoline %#x", entry, trampoline_at));
+    return InvalidArgumentError(absl::StrCat("unaligned entry 0x", absl::Hex(entry), " or trampoline 0x", absl::Hex(trampoline_at)));
   }
   const size_t size = function.size() & ~size_t{3};  // whole words
   RelocatedPrologue r;
@@ -204,14 +204,14 @@ StatusOr<RelocatedPrologue> RelocatePrologue(absl::Span<const uint8_t> function,
   t.Emit(r.entry_pad == LandingPad::kPaciasp || r.entry_pad == LandingPad::kPacibsp ? WordAt(function, 0) : insn::kBtiC);
   const size_t end = r.entry_skip + r.patched_length;
   if (size < end) {
-    return FailedPreconditionError(absl::StrFormat("too short to patch: the body is %d bytes", function.size()));
+    return FailedPreconditionError(absl::StrCat("too short to patch: the body is ", function.size(), " bytes"));
   }
 
   for (size_t at = r.entry_skip; at < end; at += 4) {
     const uint32_t w = WordAt(function, at);
     Status s = CheckMovable(w, at, end);
     if (s.ok()) s = Relocate(w, entry + at, t);
-    if (!s.ok()) return Status(s.code(), absl::StrFormat("at +%d: %s", at, s.message()));
+    if (!s.ok()) return Status(s.code(), absl::StrCat("at +", at, ": ", s.message()));
   }
 
   // Nothing in the whole body, the moved instructions included, may branch into the patched
@@ -222,15 +222,15 @@ StatusOr<RelocatedPrologue> RelocatePrologue(absl::Span<const uint8_t> function,
   for (size_t at = 0; at < size; at += 4) {
     const uint32_t w = WordAt(function, at);
     if (insn::IsUnknownBranchSpace(w)) {
-      return InvalidArgumentError(absl::StrFormat("a branch-space word this decoder does not know at +%d (0x%08x)", at, w));
+      return InvalidArgumentError(absl::StrCat("a branch-space word this decoder does not know at +", at, " (0x", absl::Hex(w, absl::kZeroPad8), ")"));
     }
     const insn::PcRelative p = insn::Decode(w, entry + at);
     const bool branch = insn::IsBranch(p.kind) && !(p.kind == Kind::kBl && p.target == entry);
     // Bytes read or branched to: [target, target + n) meets [patched_begin, patched_end).
     const uint64_t n = branch ? 1 : p.kind == Kind::kLdrLiteral ? insn::LiteralSize(p.literal) : 0;
     if (n > 0 && p.target - (patched_begin - (n - 1)) < r.patched_length + (n - 1)) {
-      return FailedPreconditionError(absl::StrFormat("the %s at +%d targets +%d, inside the bytes the patch replaces",
-                                                     branch ? "branch" : "literal load", at, p.target - entry));
+      return FailedPreconditionError(absl::StrCat("the ", branch ? "branch" : "literal load", " at +", at, " targets +",
+                                                  p.target - entry, ", inside the bytes the patch replaces"));
     }
   }
 

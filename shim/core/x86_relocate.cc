@@ -4,9 +4,9 @@
 
 #include <cstring>
 #include <optional>
+#include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 
 namespace awfshim::x86 {
 namespace {
@@ -76,6 +76,14 @@ bool EndsFlow(const ZydisDecodedInstruction& insn) {
   }
 }
 
+// By its bytes, not Zydis's mnemonic name: the table of names alone is 1,755 pointers, each a
+// relocation every process that loads the engine would pay for.
+Status CannotReencode(const uint8_t* bytes, size_t length) {
+  std::string hex;
+  for (size_t i = 0; i < length; i++) absl::StrAppend(&hex, i ? " " : "", absl::Hex(bytes[i], absl::kZeroPad2));
+  return UnimplementedError(absl::StrCat("cannot re-encode the relative branch ", hex));
+}
+
 // Appends `d` (at `from` in the function) to `out` (whose end is at `out_at`), re-encoding a
 // relative operand for its new address.
 Status Relocate(const Decoded& d, const uint8_t* bytes, uint64_t from, uint64_t out_at,
@@ -88,7 +96,7 @@ Status Relocate(const Decoded& d, const uint8_t* bytes, uint64_t from, uint64_t 
     Append(out, bytes, insn.length);
     return OkStatus();
   }
-  auto out_of_reach = [&] { return OutOfRangeError(absl::StrFormat("target %#x is beyond rel32 reach of the trampoline", *target)); };
+  auto out_of_reach = [&] { return OutOfRangeError(absl::StrCat("target 0x", absl::Hex(*target), " is beyond rel32 reach of the trampoline")); };
   if (!branch) {  // RIP-relative memory operand: same bytes, new displacement
     if (insn.raw.disp.size != 32) return UnimplementedError("a RIP-relative operand without a 32-bit displacement");
     std::optional<int32_t> disp = Rel32(out_at + insn.length, *target);
@@ -101,7 +109,7 @@ Status Relocate(const Decoded& d, const uint8_t* bytes, uint64_t from, uint64_t 
   // Only the legacy one-byte and 0F opcodes below are branches this re-encodes: a VEX-encoded
   // relative branch (Xeon Phi's jknzd, c5 .. 85 rel32) shares their map and opcode numbers.
   if (insn.encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY) {
-    return UnimplementedError(absl::StrCat("cannot re-encode ", ZydisMnemonicGetString(insn.mnemonic)));
+    return CannotReencode(bytes, insn.length);
   }
   uint8_t opcode = insn.opcode;
   if (insn.meta.category == ZYDIS_CATEGORY_COND_BR &&
@@ -121,7 +129,7 @@ Status Relocate(const Decoded& d, const uint8_t* bytes, uint64_t from, uint64_t 
     AppendRel32(out, *rel);
     return OkStatus();
   }
-  return UnimplementedError(absl::StrCat("cannot re-encode ", ZydisMnemonicGetString(insn.mnemonic)));
+  return CannotReencode(bytes, insn.length);
 }
 
 }  // namespace
@@ -147,12 +155,12 @@ StatusOr<RelocatedPrologue> RelocatePrologue(absl::Span<const uint8_t> function,
   size_t offset = r.entry_skip;
   while (offset - r.entry_skip < kJumpSize) {
     std::optional<Decoded> d = decoder.At(function, offset);
-    if (!d) return InvalidArgumentError(absl::StrFormat("undecodable bytes at +%d", offset));
+    if (!d) return InvalidArgumentError(absl::StrCat("undecodable bytes at +", offset));
     if (EndsFlow(d->insn) && offset + d->insn.length - r.entry_skip < kJumpSize) {
-      return FailedPreconditionError(absl::StrFormat("too short to patch: its code ends at +%d", offset + d->insn.length));
+      return FailedPreconditionError(absl::StrCat("too short to patch: its code ends at +", offset + d->insn.length));
     }
     Status s = Relocate(*d, function.data() + offset, entry + offset, trampoline_at + r.trampoline.size(), r.trampoline);
-    if (!s.ok()) return Status(s.code(), absl::StrFormat("at +%d: %s", offset, s.message()));
+    if (!s.ok()) return Status(s.code(), absl::StrCat("at +", offset, ": ", s.message()));
     offset += d->insn.length;
   }
   r.patched_length = offset - r.entry_skip;
@@ -164,12 +172,12 @@ StatusOr<RelocatedPrologue> RelocatePrologue(absl::Span<const uint8_t> function,
   // jump tables out of .text bodies; anything undecodable is refused rather than guessed at.
   for (size_t at = r.entry_skip; at < function.size();) {
     std::optional<Decoded> d = decoder.At(function, at);
-    if (!d) return InvalidArgumentError(absl::StrFormat("undecodable bytes at +%d", at));
+    if (!d) return InvalidArgumentError(absl::StrCat("undecodable bytes at +", at));
     bool branch = false;
     std::optional<uint64_t> target = RelativeTarget(*d, entry + at, &branch);
     if (branch && target && *target >= patched_begin && *target < patched_end) {
       return FailedPreconditionError(
-          absl::StrFormat("the branch at +%d targets +%d, inside the bytes the jump replaces", at, *target - entry));
+          absl::StrCat("the branch at +", at, " targets +", *target - entry, ", inside the bytes the jump replaces"));
     }
     at += d->insn.length;
   }
