@@ -22,6 +22,9 @@ class JsonWriter {
   JsonWriter& String(absl::string_view value);
   JsonWriter& Int(int64_t value);
   JsonWriter& Double(double value, int decimals);
+  // Milliseconds with three decimals from whole microseconds (1234 -> 1.234): exact, and no
+  // floating-point formatting in the engine.
+  JsonWriter& Millis(int64_t micros);
   // The shortest form that reads back exactly, always with an exponent (1e+300).
   JsonWriter& Exponent(double value);
   JsonWriter& Bool(bool value);

@@ -127,6 +127,15 @@ JsonWriter& JsonWriter::Double(double value, int decimals) {
   return *this;
 }
 
+JsonWriter& JsonWriter::Millis(int64_t micros) {
+  Separate();
+  const uint64_t magnitude = micros < 0 ? 0 - static_cast<uint64_t>(micros) : static_cast<uint64_t>(micros);
+  const char thousandths[3] = {static_cast<char>('0' + magnitude / 100 % 10), static_cast<char>('0' + magnitude / 10 % 10),
+                               static_cast<char>('0' + magnitude % 10)};
+  absl::StrAppend(&out_, micros < 0 ? "-" : "", magnitude / 1000, ".", absl::string_view(thousandths, 3));
+  return *this;
+}
+
 JsonWriter& JsonWriter::Exponent(double value) {
   Separate();
   AppendExponent(value);

@@ -80,7 +80,7 @@ void TraceTunnel(const Conn& c) {
   w.Field("result", c.phase.load() == Phase::kFailed ? "failed" : "open");
   AddReply(w, c.reply);
   if (c.error) w.Field("errno", ErrnoName(c.error)).Field("reason", c.failure);
-  w.Key("ms").Double(static_cast<double>(MonotonicMicros() - c.started_us) / 1000.0, 3);
+  w.Key("ms").Millis(MonotonicMicros() - c.started_us);
   t.Emit(w);
 }
 
@@ -113,7 +113,7 @@ void TraceClose(const Conn& c, bool at_exit) {
   w.Field("bytes_out", c.bytes_out.load()).Field("bytes_in", c.bytes_in.load());
   if (at_exit) w.Field("open_at_exit", true);
   if (c.inherited) w.Field("inherited", true);
-  w.Key("ms").Double(static_cast<double>(MonotonicMicros() - c.started_us) / 1000.0, 3);
+  w.Key("ms").Millis(MonotonicMicros() - c.started_us);
   t.Emit(w);
 }
 
@@ -121,9 +121,8 @@ void TraceClose(const Conn& c, bool at_exit) {
 
 namespace awfshim {
 
-static double Ms(int64_t from_us, int64_t to_us) {
-  return from_us && to_us >= from_us ? static_cast<double>(to_us - from_us) / 1000.0 : -1;
-}
+// In microseconds, for JsonWriter::Millis; -1 ms when either end is missing.
+static int64_t Span(int64_t from_us, int64_t to_us) { return from_us && to_us >= from_us ? to_us - from_us : -1000; }
 
 void TraceHttp(const HttpExchange& x, absl::string_view sni, int fd) {
   const Trace& t = engine().trace;
@@ -135,8 +134,8 @@ void TraceHttp(const HttpExchange& x, absl::string_view sni, int fd) {
   if (!x.content_type.empty()) w.Field("content_type", x.content_type);
   if (!x.request_content_type.empty()) w.Field("request_content_type", x.request_content_type);
   w.Field("req_bytes", x.request_body_bytes).Field("resp_bytes", x.response_body_bytes);
-  w.Key("ttfb_ms").Double(Ms(x.request_start_us, x.first_response_byte_us), 3);
-  w.Key("ms").Double(Ms(x.request_start_us, x.end_us), 3);
+  w.Key("ttfb_ms").Millis(Span(x.request_start_us, x.first_response_byte_us));
+  w.Key("ms").Millis(Span(x.request_start_us, x.end_us));
   if (x.sse) w.Field("sse", true);
   if (!x.body_summary_json.empty()) w.Key("request_summary").Raw(x.body_summary_json);
   if (x.usage) {

@@ -47,6 +47,18 @@ TEST(JsonWriter, DoublesOfAnySizeAreValidJson) {
   EXPECT_EQ(big, 1e300);
 }
 
+// The engine's durations: whole microseconds, written exactly (no binary rounding of 0.001).
+TEST(JsonWriter, MillisAreExactThousandths) {
+  JsonWriter w;
+  w.BeginArray().Millis(0).Millis(7).Millis(1234).Millis(12345).Millis(-1000).Millis(-7).Millis(INT64_MIN).EndArray();
+  EXPECT_EQ(w.str(), "[0.000,0.007,1.234,12.345,-1.000,-0.007,-9223372036854775.808]");
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc = ParseOrFail(parser, w.str());
+  double ms = 0;
+  ASSERT_FALSE(doc.at(3).get(ms));
+  EXPECT_EQ(ms, 12.345);
+}
+
 TEST(JsonWriter, ExponentIsTheShortestExactForm) {
   JsonWriter w;
   w.BeginArray().Exponent(1e300).Exponent(9007199254740993.0).Exponent(-0.1).Exponent(NAN).EndArray();
