@@ -14,6 +14,10 @@ import net  # noqa: E402  (the fake tenant's names and upstream address)
 from harness import base_env  # noqa: E402
 
 PROXY_URL = "http://127.0.0.1:3128"   # the Squid the routed benchmarks start (port 3128, loopback)
+# The same Squid by name (with_proxy_named), for a native client that looks a name up, as every
+# client under the shim does.
+PROXY_NAME = "proxy.bench.test"
+NAMED_PROXY_URL = f"http://{PROXY_NAME}:3128"
 MICRO_PROXY = "127.0.0.1:39128"       # hook_micro's own CONNECT proxy, for its tunnelled-fd benchmarks
 TENANT = net.TENANT                   # contoso-aw.ghe.com: routed through GH_HOST
 ROUTED_NAME = net.API                 # api.contoso-aw.ghe.com
@@ -29,6 +33,16 @@ class Build:
 
     def tool(self, name):
         return os.path.join(self.bench, name)
+
+
+def with_proxy_named(work):
+    """An argv prefix: the program in a mount namespace of its own whose /etc/hosts (a bind mount,
+    seen by nothing else) gives PROXY_NAME to the proxy, next to localhost."""
+    path = os.path.join(work, "hosts-proxy-named")
+    with open(path, "w") as f:
+        f.write(f"127.0.0.1 localhost\n::1 localhost ip6-localhost\n127.0.0.1 {PROXY_NAME}\n")
+    os.chmod(path, 0o644)
+    return ["unshare", "-m", "--", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', path]
 
 
 def write_proxychains_conf(path):

@@ -6,7 +6,9 @@ machine hits all alike:
   control: its ratio is the noise of the run);
 - routed, through a real Squid: the same client using the proxy itself (`curl -x`,
   http.client's set_tunnel), under the shim (AWF_SHIM=1, no proxy variables) and under
-  proxychains-ng (`proxychains4 -q -f CONF`: proxy_dns, an http entry for the same Squid).
+  proxychains-ng (`proxychains4 -q -f CONF`: proxy_dns, an http entry for the same Squid); for
+  fresh curls also `curl -x` naming the proxy (E.NAMED_PROXY_URL): curl -x with an address never
+  starts curl's resolver thread, which every lookup, the shim's included, costs.
 
 For each: connect-to-first-byte with one fresh curl per request (curl's own breakdown; an
 active shim also loads its engine in each), one curl making N sequential requests each on a new
@@ -26,6 +28,7 @@ import net
 from squid import Squid
 
 NATIVE, SHIM, PROXYCHAINS = "curl -x (native proxying)", "curl via shim", "curl via proxychains-ng"
+NATIVE_NAMED = "curl -x, the proxy by name"
 BULK_TRACE_TAP, BULK_TRACE_NOTAP = "curl via shim, trace + TLS tap", "curl via shim, trace, AWF_SHIM_TAP=off"
 DIRECT, DIRECT_INERT, DIRECT_ACTIVE = "curl, no preload", "curl, front, AWF_SHIM unset", "curl, front, AWF_SHIM=1"
 DIRECT_AGAIN = "curl, no preload (A/A control)"
@@ -70,6 +73,8 @@ class Clients:
             SHIM: ([], E.front_active(build), []),
             PROXYCHAINS: (E.proxychains_argv(pc_conf), E.plain(), []),
         }
+        self.routed_fresh = dict(self.routed)
+        self.routed_fresh[NATIVE_NAMED] = (E.with_proxy_named(work), E.plain(), ["-x", E.NAMED_PROXY_URL])
         self.trace = os.path.join(work, "bench-trace.jsonl")
         self.routed_bulk = dict(self.routed)
         self.routed_bulk[BULK_TRACE_TAP] = ([], E.front_active(build, AWF_SHIM_TRACE=self.trace), [])
@@ -111,7 +116,9 @@ def fresh_process(clients, configs, url, n):
     for label, m in med.items():
         print(f"  {label:30} {m[0]:8.2f} {m[1]:9.2f} {m[2]:8.2f} {m[3]:8.2f} {m[3] / base:6.3f} {m[5]:7.2f}"
               f" {m[4] / 1024:7.1f}MB")
-    return {"ttfb": {k: m[3] for k, m in med.items()}, "dns": {k: m[0] for k, m in med.items()},
+    # Connect-to-first-byte: from the end of the name lookup (docs/design.md's budget).
+    c2fb = {k: statistics.median(x[3] - x[0] for x in v) for k, v in samples.items()}
+    return {"ttfb": {k: m[3] for k, m in med.items()}, "dns": {k: m[0] for k, m in med.items()}, "c2fb": c2fb,
             "rss": {k: m[4] for k, m in med.items()}, "cpu": {k: m[5] for k, m in med.items()},
             "ci": {k: ci95([x[3] for x in v]) for k, v in samples.items()}}
 
@@ -245,7 +252,7 @@ def run_in(build, n, runs, bulk_runs, pc_conf, work):
                     "seq": sequential(clients, clients.unrouted, url, n, runs),
                     "bulk": bulk(clients, clients.unrouted, big, bulk_runs)}
         print("\n== routed traffic through a real Squid: native proxying vs shim vs proxychains-ng")
-        routed = {"fresh": fresh_process(clients, clients.routed, url, n),
+        routed = {"fresh": fresh_process(clients, clients.routed_fresh, url, n),
                   "seq": sequential(clients, clients.routed, url, n, runs),
                   "python": python_steady(clients, build, pc_conf, n, runs),
                   "bulk": bulk(clients, clients.routed_bulk, big, bulk_runs)}
