@@ -18,6 +18,7 @@
 
 #include "engine.h"
 #include "events.h"
+#include "pump.h"
 
 namespace awfshim {
 namespace {
@@ -31,6 +32,13 @@ bool FakeDns() { return engine().settings.dns == DnsMode::kFake; }
 
 bool Routed(const char* name) {
   return name && *name && !IsAddressLiteral(name) && engine().settings.rules.RoutesName(name);
+}
+
+// A routed name answered: its tunnel (through the pump, when non-blocking) is next.
+void ExpectTunnel() {
+  if (engine().settings.refuse_routed()) return;
+  ShimScope scope;
+  PumpStartAhead();
 }
 
 // The families to answer for, the proxy's first when the caller takes either.
@@ -135,8 +143,9 @@ int Getaddrinfo(const char* node, const char* service, const addrinfo* hints, ad
     return real().getaddrinfo(node, service, hints, res);
   }
   int family = hints ? hints->ai_family : AF_UNSPEC;
+  const bool routed = Routed(node);
   int rc;
-  if (!Routed(node)) {
+  if (!routed) {
     {
       ShimScope scope;
       rc = real().getaddrinfo(node, service, hints, res);
@@ -153,6 +162,7 @@ int Getaddrinfo(const char* node, const char* service, const addrinfo* hints, ad
     if (rc == 0) RememberAll(node, *res);
     TraceDns(node, family, "system", rc == 0 ? *res : nullptr, rc);
   }
+  if (rc == 0 && routed) ExpectTunnel();
   return rc;
 }
 
@@ -205,18 +215,19 @@ int Gethostbyname2R(const char* name, int af, hostent* ret, char* buf, size_t bu
     ShimScope scope;
     return real().gethostbyname2_r(name, af, ret, buf, buflen, result, h_err);
   }
-  if (FakeDns()) {
-    int rc = FakeHostent(name, af, ret, buf, buflen, result, h_err);
-    TraceDns(name, af, "fake", nullptr, rc == 0 ? 0 : EAI_FAIL);
-    return rc;
-  }
   int rc;
-  {
-    ShimScope scope;
-    rc = real().gethostbyname2_r(name, af, ret, buf, buflen, result, h_err);
+  if (FakeDns()) {
+    rc = FakeHostent(name, af, ret, buf, buflen, result, h_err);
+    TraceDns(name, af, "fake", nullptr, rc == 0 ? 0 : EAI_FAIL);
+  } else {
+    {
+      ShimScope scope;
+      rc = real().gethostbyname2_r(name, af, ret, buf, buflen, result, h_err);
+    }
+    if (rc == 0 && *result) RememberHostent(name, *result);
+    TraceDns(name, af, "system", nullptr, rc == 0 && *result ? 0 : EAI_NONAME);
   }
-  if (rc == 0 && *result) RememberHostent(name, *result);
-  TraceDns(name, af, "system", nullptr, rc == 0 && *result ? 0 : EAI_NONAME);
+  if (rc == 0 && *result) ExpectTunnel();
   return rc;
 }
 

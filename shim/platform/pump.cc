@@ -149,6 +149,11 @@ bool StartLocked() {
 
 }  // namespace
 
+void PumpStartAhead() {
+  std::lock_guard<std::mutex> lock(g_mu);
+  StartLocked();
+}
+
 bool PumpWatch(Conn& c) {
   std::lock_guard<std::mutex> lock(g_mu);
   if (c.watched) return true;
