@@ -30,12 +30,12 @@ bool awf_engine_file_ok(const char *path, char *why, size_t why_len) {
   _Alignas(ElfW(Ehdr)) unsigned char head[AWF_HEAD_BYTES];
   ssize_t got = fstat(fd, &st) == 0 ? pread(fd, head, sizeof head, 0) : -1;
   ElfW(Ehdr) eh;
+  if (got >= (ssize_t)sizeof eh) memcpy(&eh, head, sizeof eh);
   bool ok = false;
   if (got < (ssize_t)sizeof eh) {
     snprintf(why, why_len, "%s: too short for an ELF header", path);
-  } else if (memcpy(&eh, head, sizeof eh), eh.e_ident[EI_MAG0] != ELFMAG0 || eh.e_ident[EI_MAG1] != ELFMAG1 ||
-             eh.e_ident[EI_MAG2] != ELFMAG2 || eh.e_ident[EI_MAG3] != ELFMAG3 || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
-             eh.e_type != ET_DYN) {
+  } else if (eh.e_ident[EI_MAG0] != ELFMAG0 || eh.e_ident[EI_MAG1] != ELFMAG1 || eh.e_ident[EI_MAG2] != ELFMAG2 ||
+             eh.e_ident[EI_MAG3] != ELFMAG3 || eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_type != ET_DYN) {
     snprintf(why, why_len, "%s: not a 64-bit ELF shared object", path);
   } else if (eh.e_machine != AWF_ELF_MACHINE) {
     snprintf(why, why_len, "%s: built for another architecture (ELF machine %u, this is %u)", path,
