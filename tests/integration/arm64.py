@@ -232,6 +232,51 @@ def run_in_root(argv, env=None, binds=(), cwd="/", timeout=None, check=False, **
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+class Fixtures:
+    """What an arm64 test module shares, from setUpModule to tearDownModule: the root and binfmt
+    checked first (without them every test fails at once, naming what to run), a scratch
+    directory (.dir, bound into the root at its own path by the tests), a test CA (.ca) for
+    `names`, the HTTPS upstream (and with `echo` the echo upstream, which Squid then also
+    tunnels to) and a Squid (.squid) on port 3129: the end-to-end tests' Firewall runs its own
+    on 3128."""
+
+    def __init__(self, prefix, names, echo=False):
+        self.prefix, self.names, self.echo = prefix, list(names), echo
+        self.dir = self.ca = self.squid = None
+        self._stack = []
+
+    def start(self):
+        import net  # not at the top: `arm64.py --enter` (the mount-and-exec step) needs neither
+        from squid import Squid
+        arm64_root()
+        ensure_binfmt()
+        self.dir = tempfile.mkdtemp(prefix=self.prefix, dir="/tmp")
+        os.chmod(self.dir, 0o755)
+        self.ca = net.make_ca(os.path.join(self.dir, "ca"), self.names)
+        upstreams = [("https", [f"{net.UPSTREAM_IP}:443"], "http", os.path.join(self.dir, "ca"))]
+        if self.echo:
+            upstreams.append(("echo", [f"{net.UPSTREAM_IP}:{net.ECHO_PORT}"], "echo", None))
+        for name, listens, mode, tls_dir in upstreams:
+            log = os.path.join(self.dir, f"{name}.log")
+            self.add(net.upstream(self.dir, name, listens, mode, tls_dir, log=log).__enter__())
+        self.squid = Squid(os.path.join(self.dir, "squid"), port=3129, allow=[f".{net.TENANT}"],
+                           hosts={net.API: net.UPSTREAM_IP}, extra_ports=[net.ECHO_PORT] if self.echo else None).start()
+        return self
+
+    def add(self, entered):
+        """A fixture already entered, exited with these."""
+        self._stack.append(entered)
+        return entered
+
+    def stop(self):
+        if self.squid:
+            self.squid.stop(fast=True)
+        for p in reversed(self._stack):
+            p.__exit__(None, None, None)
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def _mount(*args):
     r = subprocess.run(["mount", *args], capture_output=True, text=True)
     if r.returncode != 0:

@@ -23,7 +23,6 @@ copilot-1.0.102-arm64; ninja -C build-aarch64). Squid, the upstreams and the fak
 native build's (AWF_BUILD)."""
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import unittest
@@ -32,7 +31,6 @@ import arm64
 import net
 from firewall import ANSWER, CLI_FLAGS, REDUCING_FLAGS, Firewall
 from harness import ENGINE, assert_client_tunnel, assert_summary_tunnelled, read_trace, runtime
-from squid import Squid
 
 FULL = os.environ.get("AWF_TEST_ARM64") == "full"
 full_suite = unittest.skipUnless(FULL, "the whole arm64 suite runs under scripts/test --arch aarch64")
@@ -40,36 +38,22 @@ full_suite = unittest.skipUnless(FULL, "the whole arm64 suite runs under scripts
 NETCLIENT = os.path.join(arm64.PROGRAMS_AARCH64, "netclient")
 FAULT_DOMAIN = "fault.test"
 FAULTS = {"deny": "deny", "hang": "slowloris", "ok": "none"}  # host under FAULT_DOMAIN -> fault mode
-W = None          # module scratch dir, bound into the root at its own path
-CA = None         # test CA file (in W)
-SQUID = None      # port 3129: the end-to-end test's Firewall runs its own Squid on 3128
+FIXTURES = arm64.Fixtures("awfshim-arm64-", [net.API, *(f"{h}.{FAULT_DOMAIN}" for h in FAULTS)], echo=True)
+W = None          # FIXTURES.dir: module scratch dir, bound into the root at its own path
+CA = None         # FIXTURES.ca: test CA file (in W)
+SQUID = None      # FIXTURES.squid, port 3129: the end-to-end test's Firewall runs its own Squid on 3128
 TRAP = None       # net.DirectTrap on the synthetic addresses, port 443 (made on first use)
 SYNTHETIC = {}    # host -> the addresses the shim's fake DNS gives it
-_stack = []
 
 
 def setUpModule():
     global W, CA, SQUID
-    # Before any fixture: without the root or binfmt, every test fails at once with what to run.
-    arm64.arm64_root()
-    arm64.ensure_binfmt()
-    W = tempfile.mkdtemp(prefix="awfshim-arm64-", dir="/tmp")
-    os.chmod(W, 0o755)
-    CA = net.make_ca(os.path.join(W, "ca"), [net.API, *(f"{h}.{FAULT_DOMAIN}" for h in FAULTS)])
-    for name, listens, mode, tls_dir in [("https", [f"{net.UPSTREAM_IP}:443"], "http", os.path.join(W, "ca")),
-                                         ("echo", [f"{net.UPSTREAM_IP}:{net.ECHO_PORT}"], "echo", None)]:
-        _stack.append(net.upstream(W, name, listens, mode, tls_dir, log=os.path.join(W, f"{name}.log")).__enter__())
-    SQUID = Squid(os.path.join(W, "squid"), port=3129, allow=[f".{net.TENANT}"], hosts={net.API: net.UPSTREAM_IP},
-                  extra_ports=[net.ECHO_PORT]).start()
+    FIXTURES.start()
+    W, CA, SQUID = FIXTURES.dir, FIXTURES.ca, FIXTURES.squid
 
 
 def tearDownModule():
-    if SQUID:
-        SQUID.stop(fast=True)
-    for p in reversed(_stack):
-        p.__exit__(None, None, None)
-    if W:
-        shutil.rmtree(W, ignore_errors=True)
+    FIXTURES.stop()
 
 
 def upstream_requests():
@@ -93,8 +77,7 @@ def direct_trap():
         if r.returncode != 0:
             raise AssertionError(f"arm64 python3 under the shim could not look up the routed hosts: {r.stderr}")
         SYNTHETIC.update(json.loads(r.stdout))
-        TRAP = net.DirectTrap([a for addrs in SYNTHETIC.values() for a in addrs], 443).__enter__()
-        _stack.append(TRAP)
+        TRAP = FIXTURES.add(net.DirectTrap([a for addrs in SYNTHETIC.values() for a in addrs], 443).__enter__())
     return TRAP
 
 

@@ -16,7 +16,6 @@ the rest rests on. AWF_TEST_ARM64=full (scripts/test --arch aarch64) runs every 
 here installs or builds: a missing root, runtime or aarch64 build fails at once, naming what to
 run."""
 import os
-import shutil
 import tempfile
 import unittest
 
@@ -27,7 +26,6 @@ import test_tap_node
 import test_tap_safety
 from firewall import CLI_FLAGS, REDUCING_FLAGS, TOKEN, Firewall
 from harness import SANITIZER, read_trace, runtime
-from squid import Squid
 
 FULL = os.environ.get("AWF_TEST_ARM64") == "full"
 full_suite = unittest.skipUnless(FULL, "the whole arm64 suite runs under scripts/test --arch aarch64")
@@ -37,34 +35,22 @@ not_under_sanitizer = unittest.skipIf(SANITIZER, "runs arm64 programs under qemu
 
 PATCHABLE = os.path.join(arm64.PROGRAMS_AARCH64, "patchable_ssl")
 SHORT_SSL = os.path.join(arm64.PROGRAMS_AARCH64, "short_ssl")
-W = None      # module scratch dir, bound into the root at its own path
-CA = None
-SQUID = None  # port 3129: the Copilot test's Firewall runs its own Squid on 3128
-_stack = []
+FIXTURES = arm64.Fixtures("awfshim-arm64tap-", [net.API])
+W = None      # FIXTURES.dir: module scratch dir, bound into the root at its own path
+CA = None     # FIXTURES.ca
+SQUID = None  # FIXTURES.squid, port 3129: the Copilot test's Firewall runs its own Squid on 3128
 
 
 def setUpModule():
     global W, CA, SQUID
     if SANITIZER:
         return
-    # Before any fixture: without the root or binfmt, every test fails at once with what to run.
-    arm64.arm64_root()
-    arm64.ensure_binfmt()
-    W = tempfile.mkdtemp(prefix="awfshim-arm64tap-", dir="/tmp")
-    os.chmod(W, 0o755)
-    CA = net.make_ca(os.path.join(W, "ca"), [net.API])
-    _stack.append(net.upstream(W, "https", [f"{net.UPSTREAM_IP}:443"], "http", os.path.join(W, "ca")).__enter__())
-    SQUID = Squid(os.path.join(W, "squid"), port=3129, allow=[f".{net.TENANT}"],
-                  hosts={net.API: net.UPSTREAM_IP}).start()
+    FIXTURES.start()
+    W, CA, SQUID = FIXTURES.dir, FIXTURES.ca, FIXTURES.squid
 
 
 def tearDownModule():
-    if SQUID:
-        SQUID.stop(fast=True)
-    for p in reversed(_stack):
-        p.__exit__(None, None, None)
-    if W:
-        shutil.rmtree(W, ignore_errors=True)
+    FIXTURES.stop()
 
 
 class InRoot(unittest.TestCase):
