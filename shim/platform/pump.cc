@@ -30,6 +30,10 @@ std::mutex g_mu;  // guards everything below; taken after a Conn's mu, never bef
 std::atomic<int> g_epoll{-1};  // an owned fd; moves if the application dup2()s onto it
 bool g_running = false;
 bool g_said_why_not = false;  // the trace has the `error` event for a pump that cannot start
+// In a child of fork(), the pump starts only when a tunnel needs it: its parent may have had
+// threads, and a thread the child did not need is best not made there (ThreadSanitizer, for one,
+// refuses to start any).
+bool g_forked = false;
 // Never freed: the pump thread may still read it while exit handlers run.
 std::vector<Watched>& g_watched = *new std::vector<Watched>;
 
@@ -151,7 +155,7 @@ bool StartLocked() {
 
 void PumpStartAhead() {
   std::lock_guard<std::mutex> lock(g_mu);
-  StartLocked();
+  if (!g_forked) StartLocked();
 }
 
 bool PumpWatch(Conn& c) {
@@ -202,6 +206,7 @@ void PumpResetInChild() {
   }
   g_running = false;
   g_said_why_not = false;
+  g_forked = true;
 }
 
 }  // namespace awfshim

@@ -11,7 +11,7 @@ namespace awfshim {
 // A routed name was just answered: its tunnel usually follows at once, and a non-blocking one
 // needs the pump. Starting it here keeps the thread's creation (~0.1 ms of a fresh curl here) out
 // of the application's connect(), where it delays the TLS handshake. A pump that cannot start is
-// reported as PumpWatch reports it, and tried again there.
+// reported as PumpWatch reports it, and tried again there. Not in a child of fork().
 void PumpStartAhead();
 // c.mu held. Registers c until its handshake settles (or it is closed). False when there is no
 // pump (no thread or epoll instance could be made; the trace says why, once): then nothing but
