@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "fixtures"))
 
 import net  # noqa: E402  (the fake tenant's names and upstream address)
-from harness import base_env  # noqa: E402
+from harness import base_env, with_hosts_file  # noqa: E402
 
 PROXY_URL = "http://127.0.0.1:3128"   # the Squid the routed benchmarks start (port 3128, loopback)
 # The same Squid by name (with_proxy_named), for a native client that looks a name up, as every
@@ -42,7 +42,7 @@ def with_proxy_named(work):
     with open(path, "w") as f:
         f.write(f"127.0.0.1 localhost\n::1 localhost ip6-localhost\n127.0.0.1 {PROXY_NAME}\n")
     os.chmod(path, 0o644)
-    return ["unshare", "-m", "--", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', path]
+    return with_hosts_file(path)
 
 
 def write_proxychains_conf(path):

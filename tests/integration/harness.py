@@ -177,6 +177,12 @@ def _skip_if_incompatible(cmd, env):
         raise unittest.SkipTest(f"under {SANITIZER} sanitizer: {reason}")
 
 
+def with_hosts_file(hosts_file, *argv):
+    """argv (or, without it, the prefix) run in a mount namespace of its own whose /etc/hosts is
+    hosts_file: a bind mount nothing else sees, the machine's file left alone."""
+    return ["unshare", "-m", "--", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', hosts_file, *argv]
+
+
 def run(cmd, env=None, timeout=HANG_GUARD, check=False, **kw):
     _skip_if_incompatible(cmd, env)
     return subprocess.run(cmd, env=env if env is not None else base_env(), timeout=timeout,

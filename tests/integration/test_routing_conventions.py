@@ -23,7 +23,7 @@ import threading
 import unittest
 
 import harness
-from harness import PYTHON, TempDirTest, base_env, read_trace, run, shim_env
+from harness import PYTHON, TempDirTest, base_env, read_trace, run, shim_env, with_hosts_file
 
 ORIGIN_IP = "192.0.2.77"     # TEST-NET-1: the origin, where direct connections to test names go
 ORIGIN_IP6 = "2001:db8::77"
@@ -134,7 +134,7 @@ _hosts_file = None
 
 def with_hosts(argv):
     """argv, run in a mount namespace of its own with this module's hosts file as /etc/hosts."""
-    return ["unshare", "-m", "--", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', _hosts_file, *argv]
+    return with_hosts_file(_hosts_file, *argv)
 ORIGIN_PORT = ORIGIN6_PORT = PROXY_PORT = None
 
 
