@@ -39,8 +39,28 @@ HEADER = """# The engine's functions on the routed path, laid out first and side
 """
 
 
-def executed_functions(callgrind_out, engine):
-    """Names of the engine's functions with at least one instruction executed in the run."""
+def function_symbols(engine):
+    """The engine's functions as [start, size, name], by address (sizes the table lacks: up to the
+    next symbol)."""
+    symbols = []
+    nm = subprocess.run(["nm", "-S", "--defined-only", engine], capture_output=True, text=True, check=True).stdout
+    for line in nm.splitlines():
+        f = line.split()
+        if len(f) == 4 and f[2] in "tTwW":
+            symbols.append([int(f[0], 16), int(f[1], 16), f[3]])
+        elif len(f) == 3 and f[1] in "tT":  # no size: the C runtime's own (frame_dummy, ...)
+            symbols.append([int(f[0], 16), None, f[2]])
+    if not symbols:
+        raise SystemExit(f"engine-order: {engine} has no symbol table (stripped?): give it a build directory")
+    symbols.sort(key=lambda s: s[0])
+    for this, after in zip(symbols, symbols[1:] + [[symbols[-1][0] + 16, 0, ""]]):
+        if this[1] is None:
+            this[1] = after[0] - this[0]
+    return symbols
+
+
+def executed_functions(callgrind_out, engine, symbols):
+    """Names of the engine's functions (`symbols`) with at least one instruction executed in the run."""
     addrs, names, in_engine, last = set(), {}, False, 0
     with open(callgrind_out) as f:
         for line in f:
@@ -58,20 +78,6 @@ def executed_functions(callgrind_out, engine):
                 pos = m.group(1)
                 last = int(pos, 16) if pos.startswith("0x") else last + int(pos)
                 addrs.add(last)
-    symbols = []
-    nm = subprocess.run(["nm", "-S", "--defined-only", engine], capture_output=True, text=True, check=True).stdout
-    for line in nm.splitlines():
-        f = line.split()
-        if len(f) == 4 and f[2] in "tTwW":
-            symbols.append([int(f[0], 16), int(f[1], 16), f[3]])
-        elif len(f) == 3 and f[1] in "tT":  # no size: the C runtime's own (frame_dummy, ...)
-            symbols.append([int(f[0], 16), None, f[2]])
-    if not symbols:
-        raise SystemExit(f"engine-order: {engine} has no symbol table (stripped?): give it a build directory")
-    symbols.sort(key=lambda s: s[0])
-    for this, after in zip(symbols, symbols[1:] + [[symbols[-1][0] + 16, 0, ""]]):
-        if this[1] is None:
-            this[1] = after[0] - this[0]
     starts = [s[0] for s in symbols]
     hit = {}
     for a in addrs:
@@ -85,6 +91,7 @@ class Runner:
     def __init__(self, build, work):
         self.build, self.work = build, work
         self.engine = os.path.realpath(os.path.join(build.dir, "libawfshim-core.so"))
+        self.symbols = function_symbols(self.engine)
         self.ca = net.make_ca(os.path.join(work, "ca"), [net.API])
         self.runs = 0
 
@@ -100,7 +107,7 @@ class Runner:
         if r.returncode != 0 or r.stdout != "200":
             raise SystemExit(f"engine-order: curl through the shim failed ({r.returncode}, {r.stdout!r}): "
                              f"{r.stderr.strip()[-600:]}")
-        hit = executed_functions(out, self.engine)
+        hit = executed_functions(out, self.engine, self.symbols)
         print(f"engine-order: run {self.runs}: {len(hit)} functions, {sum(hit.values())} bytes", file=sys.stderr)
         return hit
 
