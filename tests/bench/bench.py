@@ -67,7 +67,7 @@ def main():
     build = E.Build(args.build)
     q = args.quick
     plan = dict(start_rounds=15 if q else 100, lookup_rounds=15 if q else 60, micro_rounds=3 if q else 7, micro_reps=6 if q else 10, micro_min_time=0.02,
-                requests=40 if q else 200, runs=2 if q else 3, bulk_runs=3 if q else 7, trace_mb=256 if q else 1024)
+                fresh_requests=60 if q else 400, requests=40 if q else 200, runs=2 if q else 3, bulk_runs=3 if q else 7, trace_mb=256 if q else 1024)
 
     load = open("/proc/loadavg").read().split()[:3]
     print(f"awf-shim bench{' --quick' if q else ''}: {os.cpu_count()} CPUs, load average {' '.join(load)} at start, "
@@ -79,7 +79,7 @@ def main():
                                                                    args.shared_engine))
     micro = section("hooked calls", lambda: micro_bench.run(build, plan["micro_rounds"], plan["micro_reps"],
                                                             plan["micro_min_time"], pc_conf))
-    network = section("network", lambda: routed_bench.run(build, plan["requests"], plan["runs"], plan["bulk_runs"],
+    network = section("network", lambda: routed_bench.run(build, plan["fresh_requests"], plan["requests"], plan["runs"], plan["bulk_runs"],
                                                         pc_conf))
     tap = section("patched SSL calls", lambda: tap_bench.run(build, 3 if q else 7, 5000 if q else 20000))
     trace = section("awf-shim-trace", lambda: trace_tool(build, plan["trace_mb"], args.trace_build_log))

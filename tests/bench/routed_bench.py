@@ -1,5 +1,7 @@
 """Network clients side by side in one run, configurations interleaved so that drift on the
-machine hits all alike:
+machine hits all alike (in a shuffled order each round, so that what one configuration leaves
+behind — a launcher's extra process, a mount namespace, warm or cold caches — does not always fall
+on the same next one):
 
 - unrouted: curl straight to the upstream (loopback, never tunnelled) with no preload, the
   front inert (AWF_SHIM unset) and the front active (AWF_SHIM=1), and no preload again (an A/A
@@ -8,7 +10,8 @@ machine hits all alike:
   http.client's set_tunnel), under the shim (AWF_SHIM=1, no proxy variables) and under
   proxychains-ng (`proxychains4 -q -f CONF`: proxy_dns, an http entry for the same Squid); for
   fresh curls also `curl -x` naming the proxy (E.NAMED_PROXY_URL): curl -x with an address never
-  starts curl's resolver thread, which every lookup, the shim's included, costs.
+  starts curl's resolver thread, which every lookup, the shim's included, costs; and `curl -x`
+  again, the routed table's own A/A control.
 
 For each: connect-to-first-byte with one fresh curl per request (curl's own breakdown; an
 active shim also loads its engine in each), one curl making N sequential requests each on a new
@@ -18,6 +21,7 @@ tests/bench/rusage_run). Routed only: python3 http.client, N new connections in 
 
 Runs inside a private network namespace (scripts/bench arranges it); every address is loopback."""
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -29,6 +33,7 @@ from squid import Squid
 
 NATIVE, SHIM, PROXYCHAINS = "curl -x (native proxying)", "curl via shim", "curl via proxychains-ng"
 NATIVE_NAMED = "curl -x, the proxy by name"
+NATIVE_AGAIN = "curl -x (A/A control)"
 BULK_TRACE_TAP, BULK_TRACE_NOTAP = "curl via shim, trace + TLS tap", "curl via shim, trace, AWF_SHIM_TAP=off"
 DIRECT, DIRECT_INERT, DIRECT_ACTIVE = "curl, no preload", "curl, front, AWF_SHIM unset", "curl, front, AWF_SHIM=1"
 DIRECT_AGAIN = "curl, no preload (A/A control)"
@@ -75,6 +80,7 @@ class Clients:
         }
         self.routed_fresh = dict(self.routed)
         self.routed_fresh[NATIVE_NAMED] = (E.with_proxy_named(work), E.plain(), ["-x", E.NAMED_PROXY_URL])
+        self.routed_fresh[NATIVE_AGAIN] = self.routed[NATIVE]  # the noise of the routed run
         self.trace = os.path.join(work, "bench-trace.jsonl")
         self.routed_bulk = dict(self.routed)
         self.routed_bulk[BULK_TRACE_TAP] = ([], E.front_active(build, AWF_SHIM_TRACE=self.trace), [])
@@ -94,10 +100,12 @@ def ci95(samples):
     return 1.58 * (q3 - q1) / len(samples) ** 0.5
 
 
-def rotated(items, r):
+def round_order(items, r):
+    """The configurations in round r's order: a shuffle seeded by r (a rerun repeats it), so each
+    configuration follows each other about equally often."""
     items = list(items)
-    k = r % len(items)
-    return items[k:] + items[:k]
+    random.Random(r).shuffle(items)
+    return items
 
 
 def fresh_process(clients, configs, url, n):
@@ -105,7 +113,7 @@ def fresh_process(clients, configs, url, n):
     fmt = " ".join("%{" + f + "}" for f in fields)
     samples = {k: [] for k in configs}
     for i in range(n):
-        for label in rotated(configs, i):
+        for label in round_order(configs, i):
             out, kib, cpu = clients.run_curl(configs[label], "-o", "/dev/null", "-w", fmt, url, timeout=60)
             samples[label].append([float(x) * 1000 for x in out.split()] + [kib, cpu * 1000])
     med = {k: [statistics.median(col) for col in zip(*v)] for k, v in samples.items()}
@@ -135,7 +143,7 @@ def sequential(clients, configs, url, n, runs):
     samples = {k: [] for k in configs}
     cpus = {k: [] for k in configs}
     for r in range(runs):
-        for label in rotated(configs, r):
+        for label in round_order(configs, r):
             out, _, cpu = clients.run_curl(configs[label], "-K", config, timeout=600)
             rows = [[float(x) * 1000 for x in line.split()] for line in out.splitlines()]
             if len(rows) != n + 1:
@@ -160,7 +168,7 @@ def bulk(clients, configs, url, runs):
     cpus = {k: [] for k in configs}
     rss = {k: 0 for k in configs}
     for r in range(runs):
-        for label in rotated(configs, r):
+        for label in round_order(configs, r):
             if os.path.exists(clients.trace):
                 os.unlink(clients.trace)
             out, kib, cpu = clients.run_curl(configs[label], "--http1.1", "-o", "/dev/null", "-w", "%{speed_download}",
@@ -217,7 +225,7 @@ def python_steady(clients, build, pc_conf, n, runs):
     }
     meds = {k: [] for k in configs}
     for r in range(runs):
-        for label in rotated(configs, r):
+        for label in round_order(configs, r):
             cmd, env = configs[label]
             out, _, _ = clients.usage.run(cmd, dict(env, SSL_CERT_FILE=clients.ca), timeout=600)
             meds[label].append(float(out))
@@ -229,16 +237,16 @@ def python_steady(clients, build, pc_conf, n, runs):
     return med
 
 
-def run(build, n, runs, bulk_runs, pc_conf):
+def run(build, fresh_n, n, runs, bulk_runs, pc_conf):
     work = tempfile.mkdtemp(prefix="awfshim-bench-", dir="/tmp")
     os.chmod(work, 0o755)
     try:
-        return run_in(build, n, runs, bulk_runs, pc_conf, work)
+        return run_in(build, fresh_n, n, runs, bulk_runs, pc_conf, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run_in(build, n, runs, bulk_runs, pc_conf, work):
+def run_in(build, fresh_n, n, runs, bulk_runs, pc_conf, work):
     ca = net.make_ca(os.path.join(work, "ca"), [net.API])
     with net.upstream(work, "https", [f"{net.UPSTREAM_IP}:443"], "http", os.path.join(work, "ca")), \
             Squid(os.path.join(work, "squid"), port=3128, allow=[f".{net.TENANT}"],
@@ -248,11 +256,11 @@ def run_in(build, n, runs, bulk_runs, pc_conf, work):
         clients = Clients(build, squid, ca, pc_conf, work)
         url, big = f"https://{net.API}/ttfb", f"https://{net.API}/bytes/{BULK_BYTES}"
         print("== unrouted traffic: curl straight to the upstream (loopback: never tunnelled)")
-        unrouted = {"fresh": fresh_process(clients, clients.unrouted, url, n),
+        unrouted = {"fresh": fresh_process(clients, clients.unrouted, url, fresh_n),
                     "seq": sequential(clients, clients.unrouted, url, n, runs),
                     "bulk": bulk(clients, clients.unrouted, big, bulk_runs)}
         print("\n== routed traffic through a real Squid: native proxying vs shim vs proxychains-ng")
-        routed = {"fresh": fresh_process(clients, clients.routed_fresh, url, n),
+        routed = {"fresh": fresh_process(clients, clients.routed_fresh, url, fresh_n),
                   "seq": sequential(clients, clients.routed, url, n, runs),
                   "python": python_steady(clients, build, pc_conf, n, runs),
                   "bulk": bulk(clients, clients.routed_bulk, big, bulk_runs)}
