@@ -36,6 +36,12 @@ def install_copilot_on_node24():
     return [runtime("node-24"), runtime("copilot-1.0.6")]
 
 
+def pkg_cache(copilot):
+    """Where the pinned CLI unpacks itself: install-runtimes' layout is
+    DIR/node_modules/@github/copilot-linux-ARCH/copilot beside DIR/pkg-cache."""
+    return os.path.join(copilot.split("/node_modules/")[0], "pkg-cache")
+
+
 class Firewall:
     def __init__(self, work, slug="contoso-aw", allow=None, copilot=None):
         self.work, self.slug = work, slug
@@ -67,15 +73,26 @@ class Firewall:
         for p in reversed(self._procs):
             p.__exit__(None, None, None)
 
+    def fresh_dirs(self):
+        """A HOME and a working directory of their own: no cached answers."""
+        return tempfile.mkdtemp(prefix="home-", dir=self.work), tempfile.mkdtemp(prefix="cwd-", dir=self.work)
+
+    def cli_argv(self, prompt="say hi", reduced=True, cli=None):
+        """The CLI's command line; cli: the argv prefix of another CLI build (default: the pinned
+        `copilot`)."""
+        return [*(cli or [self.copilot]), "-p", prompt, *CLI_FLAGS, *(REDUCING_FLAGS if reduced else [])]
+
+    def cli_env(self):
+        """What the CLI reads of this firewall: the tenant, its token, the tenant's CA, and where
+        the pinned CLI (if this firewall has one) unpacks itself."""
+        env = {"GH_HOST": self.tenant, "COPILOT_GITHUB_TOKEN": TOKEN, "NODE_EXTRA_CA_CERTS": self.ca}
+        if self.copilot:
+            env["COPILOT_PKG_CACHE_HOME"] = pkg_cache(self.copilot)
+        return env
+
     def run_cli(self, prompt="say hi", shim=True, proxy_env=False, reduced=True, trace=None, timeout=180, cli=None):
-        """cli: the argv prefix of another CLI build (default: the pinned `copilot`)."""
-        home = tempfile.mkdtemp(prefix="home-", dir=self.work)  # a fresh HOME: no cached answers
-        workdir = tempfile.mkdtemp(prefix="cwd-", dir=self.work)
-        # install-runtimes' layout: DIR/node_modules/@github/copilot-linux-x64/copilot, DIR/pkg-cache
-        pkg_cache = os.path.join(self.copilot.split("/node_modules/")[0], "pkg-cache")
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8",
-               "COPILOT_PKG_CACHE_HOME": pkg_cache, "GH_HOST": self.tenant, "COPILOT_GITHUB_TOKEN": TOKEN,
-               "NODE_EXTRA_CA_CERTS": self.ca}
+        home, workdir = self.fresh_dirs()
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "LANG": "C.UTF-8", **self.cli_env()}
         if shim:
             env.update(AWF_SHIM="1", LD_PRELOAD=front_preload(), AWF_SHIM_PROXY=self.squid.proxy_url,
                        **sanitizer_env())
@@ -84,9 +101,8 @@ class Firewall:
         if proxy_env:
             env.update(HTTPS_PROXY=self.squid.proxy_url, HTTP_PROXY=self.squid.proxy_url,
                        NO_PROXY="localhost,127.0.0.1,::1")
-        argv = [*(cli or [self.copilot]), "-p", prompt, *CLI_FLAGS, *(REDUCING_FLAGS if reduced else [])]
-        return subprocess.run(argv, env=env, cwd=workdir, stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run(self.cli_argv(prompt, reduced, cli), env=env, cwd=workdir, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout)
 
     def tenant_requests(self):
         if not os.path.exists(self.tenant_log):

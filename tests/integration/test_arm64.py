@@ -29,7 +29,7 @@ import unittest
 
 import arm64
 import net
-from firewall import ANSWER, CLI_FLAGS, REDUCING_FLAGS, Firewall
+from firewall import ANSWER, Firewall, pkg_cache
 from harness import ENGINE, assert_client_tunnel, assert_summary_tunnelled, read_trace, runtime
 
 FULL = os.environ.get("AWF_TEST_ARM64") == "full"
@@ -164,11 +164,6 @@ class Arm64Root(RootTest):
         r = self.run_in_root([runtime("node-24-arm64"), runtime("copilot-1.0.6"), "--version"])
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("GitHub Copilot CLI 1.0.6.", r.stdout)
-
-
-def pkg_cache(copilot):
-    # install-runtimes' layout: DIR/node_modules/@github/copilot-linux-arm64/copilot, DIR/pkg-cache
-    return os.path.join(copilot.split("/node_modules/")[0], "pkg-cache")
 
 
 class ShimTest(RootTest):
@@ -383,10 +378,8 @@ class CopilotEndToEnd(ShimTest):
         """firewall.Firewall.run_cli's environment and flags, the CLI run in the root under the aarch64
         front: HOME and the working directory fresh (no cached answers)."""
         workdir = tempfile.mkdtemp(prefix="cwd-", dir=self.home)
-        env = self.env(GH_HOST=self.fw.tenant, COPILOT_PKG_CACHE_HOME=pkg_cache(self.fw.copilot),
-                       NODE_EXTRA_CA_CERTS=self.fw.ca, SSL_CERT_FILE=None)
-        return self.run_in_root([self.fw.copilot, "-p", prompt, *CLI_FLAGS, *REDUCING_FLAGS], env, cwd=workdir,
-                                timeout=timeout, stdin=subprocess.DEVNULL)
+        return self.run_in_root(self.fw.cli_argv(prompt), self.env(**self.fw.cli_env(), SSL_CERT_FILE=None),
+                                cwd=workdir, timeout=timeout, stdin=subprocess.DEVNULL)
 
     def test_the_arm64_cli_answers_through_squid_via_the_shim(self):
         self.assert_aarch64(self.fw.copilot)

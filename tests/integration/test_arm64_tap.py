@@ -24,7 +24,7 @@ import net
 import test_tap
 import test_tap_node
 import test_tap_safety
-from firewall import CLI_FLAGS, REDUCING_FLAGS, TOKEN, Firewall
+from firewall import Firewall
 from harness import SANITIZER, read_trace, runtime
 
 FULL = os.environ.get("AWF_TEST_ARM64") == "full"
@@ -140,15 +140,12 @@ class FirewallInRoot:
 
     def run_cli(self, prompt="say hi", reduced=True, trace=None, timeout=900, cli=None):
         x86_node, arm64_node = runtime("node-24"), runtime("node-24-arm64")
-        argv = [arm64_node if a == x86_node else a for a in cli]
+        argv = [arm64_node if a == x86_node else a for a in self.fw.cli_argv(prompt, reduced, cli)]
         if argv[0] != arm64_node:
             raise AssertionError(f"not a CLI on Node.js 24: {cli}")
-        home = tempfile.mkdtemp(prefix="home-", dir=self.fw.work)  # fresh: no cached answers
-        workdir = tempfile.mkdtemp(prefix="cwd-", dir=self.fw.work)
-        env = arm64.shim_env(home, trace, AWF_SHIM_PROXY=self.fw.squid.proxy_url, GH_HOST=self.fw.tenant,
-                             COPILOT_GITHUB_TOKEN=TOKEN, NODE_EXTRA_CA_CERTS=self.fw.ca)
-        return arm64.run_in_root([*argv, "-p", prompt, *CLI_FLAGS, *(REDUCING_FLAGS if reduced else [])], env=env,
-                                 binds=[self.fw.work], cwd=workdir, timeout=timeout)
+        home, workdir = self.fw.fresh_dirs()
+        env = arm64.shim_env(home, trace, AWF_SHIM_PROXY=self.fw.squid.proxy_url, **self.fw.cli_env())
+        return arm64.run_in_root(argv, env=env, binds=[self.fw.work], cwd=workdir, timeout=timeout)
 
 
 @not_under_sanitizer

@@ -28,7 +28,7 @@ import unittest
 import harness
 import net
 import secrets_scan
-from firewall import ANSWER, CLI_FLAGS, REDUCING_FLAGS, TOKEN, Firewall
+from firewall import ANSWER, TOKEN, Firewall, pkg_cache
 from harness import PYTHON, SENTINEL_ENV
 
 SKIP = (f"under {harness.SANITIZER} sanitizer: this module tests the release tarball's own objects, "
@@ -181,7 +181,7 @@ def setUpModule():
         FW = Firewall(os.path.join(W, "fw"), copilot=copilot).__enter__()
         ROOT = PrivateRoot(os.path.join(W, "root"), os.path.join(unpacked, top), ca=FW.ca, clients={
             "/usr/bin/curl": shutil.which("curl"), "/usr/bin/python3": PYTHON, CLI: copilot},
-            pkg_cache=os.path.join(copilot.split("/node_modules/")[0], "pkg-cache"))
+            pkg_cache=pkg_cache(copilot))
         # Where a shim that connected a routed host directly would go: its synthetic addresses, as
         # a process in the root sees them, with listeners on loopback (a direct connect succeeds).
         code = (PY_IMPORTS + "\nprint(*{a[4][0] for h in sys.argv[1:] for a in socket.getaddrinfo(h, 443, "
@@ -351,7 +351,7 @@ class ClientsInTheRoot(harness.TempDirTest):
         os.makedirs(ROOT.path(home + "/work"))
         env = shim_env(self.trace, home=home, COPILOT_PKG_CACHE_HOME=PKG_CACHE, COPILOT_GITHUB_TOKEN=TOKEN,
                        NODE_EXTRA_CA_CERTS=CA)
-        r = ROOT.run([CLI, "-p", "say hi", *CLI_FLAGS, *REDUCING_FLAGS], env, cwd=home + "/work", timeout=180)
+        r = ROOT.run(FW.cli_argv(cli=[CLI]), env, cwd=home + "/work", timeout=180)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn(ANSWER, r.stdout)
         seen = {(q["host"], q["path"].split("?")[0]): q for q in self.tenant_requests()}
