@@ -18,6 +18,7 @@
 
 #include "engine.h"
 #include "events.h"
+#include "hooks.h"
 #include "pump.h"
 
 namespace awfshim {

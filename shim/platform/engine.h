@@ -1,5 +1,6 @@
 // The engine's process-wide state, built once in awfshim_engine_attach and never freed (hooks
-// can run during exit, after static destructors).
+// can run during exit, after static destructors). Everything of the engine may read it; the
+// attach (attach.cc) makes it, and only the hooks above it are called from there.
 #pragma once
 
 #include <unistd.h>
@@ -40,7 +41,9 @@ struct Engine {
   std::optional<ProxyEndpoint> proxy_endpoint;
 };
 
-// Valid once the front has attached the engine.
+// Made by the attach, once; valid from then on.
+Engine& NewEngine();
+bool EngineAttached();
 Engine& engine();
 inline const awf_functions& real() { return *engine().real; }
 
@@ -62,60 +65,18 @@ class ShimScope {
   bool outer_;
 };
 
-// Each hooked family sets its entries of the engine's table; the rest forward to `real`.
-void InstallDnsHooks(awf_functions& hooks);
-void InstallSocketHooks(awf_functions& hooks);
-void InstallIoHooks(awf_functions& hooks);
-void InstallFdHooks(awf_functions& hooks);
-void InstallTapHooks(awf_functions& hooks);
-// The TLS tap runs where there is a trace to write to and AWF_SHIM_TAP is not off.
-bool TapEnabled();
-// Points the executable's own OpenSSL functions (Node.js) at the tap's hooks; the trace says
-// whether it did or why not. Called at start; refused unless the process still has a single
-// thread (a library's constructor may have started another).
-void PatchExecutableOpenSsl();
-// The tap's locks around fork() (engine.cc's handlers).
-void TapLockForFork();
-void TapUnlockAfterFork();
-void TapResetInChild();
-// At exit: each exchange still open becomes an `http` event marked incomplete.
-void TapFlushAtExit();
-// The followed fd this thread last read or wrote through the I/O hooks since the tap reset it to
-// kIoFdNone, kIoFdMany after two different ones: the socket under an SSL* whose BIO is its own
-// (curl's), which SSL_get_fd cannot name.
-inline constexpr int kIoFdNone = -1;
-inline constexpr int kIoFdMany = -2;
-extern constinit thread_local int tl_io_fd;
-inline void NoteIoFd(int fd) { tl_io_fd = tl_io_fd == kIoFdNone || tl_io_fd == fd ? fd : kIoFdMany; }
-
 // The shim's own fds (the trace file, the pump's epoll): kept open when the application closes
 // fds in bulk, and moved aside when the application dup2()s onto one.
 bool IsOwnedFd(int fd);
 void MarkOwnedFd(int fd);
+void UnmarkOwnedFd(int fd);
+// Bounds the scans of close_range/closefrom (and fork's) to the highest fd ever followed.
+void RaiseMaxTrackedFd(int fd);
 
 // The Conn behind a tracked fd, or null.
 inline Conn* ConnFor(int fd) {
   uintptr_t v = engine().fds.Get(fd);
   return v > FdTable::kOwned ? reinterpret_cast<Conn*>(v) : nullptr;
 }
-// The Conn behind a tracked fd if the fd is still the socket it was tracked for; else the stale
-// state is dropped (with its `close` event) and null returned. For the slow paths: costs an fstat.
-Conn* CheckedConnFor(int fd);
-void TrackConn(int fd, Conn* c);
-// Forgets fd; releases its Conn (with a `close` event) when no other fd refers to it.
-void UntrackFd(int fd);
-
-// sendto/sendmsg with MSG_FASTOPEN on an unconnected fd: if `addr` is routed, starts the tunnel
-// as connect() would and returns true (the fd is then tracked, or, when the tunnel was refused,
-// untracked with errno set). False: not routed, the caller goes on with the real call.
-bool ConnectIfRouted(int fd, const sockaddr* addr, socklen_t len);
-
-// sendto/sendmsg with an address on a datagram socket: a routed destination (a synthetic address
-// above all) is never sent to directly: refuses it (errno ENETUNREACH, a `connect` event with
-// decision "refuse") and returns true. False: the caller goes on with the real call.
-bool RefusedDatagram(int fd, const sockaddr* addr, socklen_t len);
-
-// The proxy's address, resolved once (through the real getaddrinfo when it is a name).
-const ProxyEndpoint& ResolveProxy();
 
 }  // namespace awfshim

@@ -18,7 +18,9 @@
 #include <vector>
 
 #include "engine.h"
+#include "hooks.h"
 #include "pump.h"
+#include "tracking.h"
 #include "tunnel.h"
 
 namespace awfshim {
@@ -91,7 +93,7 @@ void VacateOwned(int fd) {
   } else {
     engine().trace.Moved(moved);
   }
-  engine().fds.Set(fd, 0);
+  UnmarkOwnedFd(fd);
   real().close(fd);
 }
 
@@ -147,15 +149,6 @@ int Fcntl64(int fd, int cmd, ...) {
 }
 
 }  // namespace
-
-bool IsOwnedFd(int fd) { return engine().fds.Get(fd) == FdTable::kOwned; }
-
-void MarkOwnedFd(int fd) {
-  engine().fds.Set(fd, FdTable::kOwned);
-  int max = engine().max_tracked_fd.load();
-  while (fd > max && !engine().max_tracked_fd.compare_exchange_weak(max, fd)) {
-  }
-}
 
 void InstallFdHooks(awf_functions& hooks) {
   hooks.close = Close;

@@ -20,8 +20,10 @@
 #include <mutex>
 
 #include "engine.h"
+#include "hooks.h"
 #include "inspect.h"
 #include "pump.h"
+#include "tracking.h"
 #include "tunnel.h"
 
 namespace awfshim {

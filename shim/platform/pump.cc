@@ -201,7 +201,7 @@ void PumpResetInChild() {
   for (const Watched& w : g_watched) w.conn->watched = false;
   g_watched.clear();
   if (int fd = g_epoll.exchange(-1); fd >= 0) {
-    engine().fds.Set(fd, 0);
+    UnmarkOwnedFd(fd);
     real().close(fd);
   }
   g_running = false;

@@ -22,8 +22,10 @@
 #include "absl/strings/str_cat.h"
 #include "engine.h"
 #include "events.h"
+#include "hooks.h"
 #include "inspect.h"
 #include "pump.h"
+#include "tracking.h"
 #include "tunnel.h"
 
 namespace awfshim {

@@ -28,6 +28,7 @@
 #include "elf_symbols.h"
 #include "engine.h"
 #include "events.h"
+#include "hooks.h"
 
 namespace awfshim {
 namespace {

@@ -132,7 +132,7 @@ void Expire(Conn& c) {
   if (Settled(c)) {
     FailTunnel(c, ETIMEDOUT, "timed out sending the bytes held during the handshake");
   } else {
-    FailTunnel(c, ETIMEDOUT, absl::StrCat("no answer from the proxy within ", engine().settings.timeout_ms, " ms"));
+    FailTunnel(c, ETIMEDOUT, absl::StrCat("no answer from the proxy within ", (c.deadline_us - c.started_us) / 1000, " ms"));
   }
 }
 
