@@ -19,6 +19,7 @@
 #include "engine.h"
 #include "events.h"
 #include "hooks.h"
+#include "proxy_endpoint.h"
 #include "pump.h"
 
 namespace awfshim {

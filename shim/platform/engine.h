@@ -5,8 +5,7 @@
 
 #include <unistd.h>
 
-#include <mutex>
-#include <optional>
+#include <atomic>
 #include <string>
 
 #include "awfshim/abi.h"
@@ -17,13 +16,6 @@
 #include "conn.h"
 
 namespace awfshim {
-
-// Where the proxy is, resolved on first use.
-struct ProxyEndpoint {
-  sockaddr_storage addr{};
-  socklen_t len = 0;
-  std::string error;  // non-empty: could not be resolved
-};
 
 struct Engine {
   const awf_functions* real = nullptr;
@@ -36,9 +28,6 @@ struct Engine {
   ConnPool pool;
   std::atomic<int> max_tracked_fd{-1};  // bounds the scans of close_range/closefrom
   pid_t pid = 0;                         // this process; kept by the fork handler
-
-  std::mutex proxy_mu;
-  std::optional<ProxyEndpoint> proxy_endpoint;
 };
 
 // Made by the attach, once; valid from then on.
