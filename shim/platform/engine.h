@@ -1,6 +1,6 @@
 // The engine's process-wide state, built once in awfshim_engine_attach and never freed (hooks
-// can run during exit, after static destructors). Everything of the engine may read it; the
-// attach (attach.cc) makes it, and only the hooks above it are called from there.
+// can run during exit, after static destructors). Every part of the engine reads it; attach.cc
+// makes it.
 #pragma once
 
 #include <unistd.h>

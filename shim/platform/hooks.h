@@ -5,7 +5,6 @@
 #include <sys/socket.h>
 
 #include "awfshim/abi.h"
-#include "engine.h"
 
 namespace awfshim {
 
