@@ -23,6 +23,7 @@
 #include "trace_errors.h"
 #include "trace_event.h"
 #include "trace_har.h"
+#include "trace_merger.h"
 #include "trace_reader.h"
 #include "trace_summary.h"
 #include "trace_timeline.h"
