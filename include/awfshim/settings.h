@@ -14,23 +14,9 @@
 #include "awfshim/status.h"
 #include "awfshim/config_file.h"
 #include "awfshim/host_rules.h"
+#include "awfshim/proxy_url.h"
 
 namespace awfshim {
-
-// http://[user:pass@]host[:port][/]
-struct ProxyUrl {
-  std::string host;  // a name or an address literal, without brackets
-  uint16_t port = 80;
-  std::string user;
-  std::string password;
-
-  static StatusOr<ProxyUrl> Parse(absl::string_view url);
-  bool has_credentials() const { return !user.empty() || !password.empty(); }
-  // The URL with the password replaced: safe to log.
-  std::string Redacted() const;
-  // host:port, bracketing an IPv6 literal.
-  std::string Authority() const;
-};
 
 enum class DnsMode { kFake, kSystem };
 enum class TapMode { kAuto, kOff };
