@@ -9,6 +9,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/string_view.h"
+#include "awfshim/hex.h"
 
 namespace awfshim::http1_detail {
 
@@ -129,9 +130,9 @@ class BodyReader {
     size_t i = 0;
     int significant = 0;
     uint64_t n = 0;
-    for (; i < line.size() && absl::ascii_isxdigit(static_cast<unsigned char>(line[i])); i++) {
-      int d = absl::ascii_isdigit(static_cast<unsigned char>(line[i])) ? line[i] - '0'
-                                                                       : (absl::ascii_tolower(line[i]) - 'a' + 10);
+    for (; i < line.size(); i++) {
+      int d = HexDigitValue(static_cast<unsigned char>(line[i]));
+      if (d < 0) break;
       if (n != 0 || d != 0) significant++;
       if (significant > 15) return false;
       n = n * 16 + static_cast<uint64_t>(d);

@@ -7,17 +7,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "awfshim/hex.h"
 #include "awfshim/host_rules.h"
 
 namespace awfshim {
 namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  c = absl::ascii_tolower(static_cast<unsigned char>(c));
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
 
 StatusOr<std::string> PercentDecode(absl::string_view s) {
   std::string out;
@@ -27,7 +21,7 @@ StatusOr<std::string> PercentDecode(absl::string_view s) {
       continue;
     }
     if (i + 2 >= s.size()) return InvalidArgumentError("truncated %-escape");
-    int hi = HexValue(s[i + 1]), lo = HexValue(s[i + 2]);
+    int hi = HexDigitValue(s[i + 1]), lo = HexDigitValue(s[i + 2]);
     if (hi < 0 || lo < 0) return InvalidArgumentError("bad %-escape");
     out.push_back(static_cast<char>(hi * 16 + lo));
     i += 2;

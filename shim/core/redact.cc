@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "awfshim/hex.h"
 
 namespace awfshim {
 namespace {
@@ -24,8 +25,6 @@ bool IsBase64UrlChar(unsigned char c) { return absl::ascii_isalnum(c) || c == '_
 
 // What a parameter name is made of; any other character ends it.
 bool IsNameChar(unsigned char c) { return IsBase64UrlChar(c) || c == '.' || c == '[' || c == ']'; }
-
-int HexValue(unsigned char c) { return absl::ascii_isdigit(c) ? c - '0' : absl::ascii_tolower(c) - 'a' + 10; }
 
 // One character of a text as seen through percent-decoding: byte `c`, written as the raw bytes
 // up to `end`, after `level` rounds of decoding (0: as written).
@@ -46,7 +45,7 @@ Unit UnitAt(absl::string_view text, size_t pos, int rounds = kDecodings) {
   if (!absl::ascii_isxdigit(hi.c) || hi.end >= text.size()) return u;
   Unit lo = UnitAt(text, hi.end, rounds - 1);
   if (!absl::ascii_isxdigit(lo.c)) return u;
-  return {static_cast<unsigned char>(HexValue(hi.c) * 16 + HexValue(lo.c)), lo.end, rounds};
+  return {static_cast<unsigned char>(HexDigitValue(hi.c) * 16 + HexDigitValue(lo.c)), lo.end, rounds};
 }
 
 // Whether the decoded text at `pos` starts with `want`; `*end` is where it ends.
