@@ -21,15 +21,31 @@ class FdTable {
 
   uintptr_t Get(int fd) const { return in_range(fd) ? slots_[fd].load(std::memory_order_acquire) : 0; }
   void Set(int fd, uintptr_t value) {
-    if (in_range(fd)) slots_[fd].store(value, std::memory_order_release);
+    if (!in_range(fd)) return;
+    if (value) RaiseHighest(fd);
+    slots_[fd].store(value, std::memory_order_release);
   }
   uintptr_t Exchange(int fd, uintptr_t value) {
-    return in_range(fd) ? slots_[fd].exchange(value, std::memory_order_acq_rel) : 0;
+    if (!in_range(fd)) return 0;
+    if (value) RaiseHighest(fd);
+    return slots_[fd].exchange(value, std::memory_order_acq_rel);
   }
 
+  bool IsOwned(int fd) const { return Get(fd) == kOwned; }
+  // The highest fd ever given a value, -1 before any: bounds the scans of close_range/closefrom
+  // and fork's.
+  int highest() const { return highest_.load(std::memory_order_acquire); }
+
  private:
+  void RaiseHighest(int fd) {
+    int h = highest_.load(std::memory_order_relaxed);
+    while (fd > h && !highest_.compare_exchange_weak(h, fd, std::memory_order_acq_rel)) {
+    }
+  }
+
   std::atomic<uintptr_t>* slots_ = nullptr;
   unsigned count_ = 0;
+  std::atomic<int> highest_{-1};
 };
 
 }  // namespace awfshim

@@ -112,7 +112,7 @@ void BeforeFork() {
   ProxyLockForFork();
   engine().book.LockForFork();
   engine().pool.LockForFork();
-  PumpLockForFork();
+  engine().pump.LockForFork();
   TapLockForFork();
   engine().trace.LockForFork();  // last: the tap writes events while holding its own locks
 }
@@ -120,7 +120,7 @@ void BeforeFork() {
 void AfterForkInParent() {
   engine().trace.UnlockAfterFork();
   TapUnlockAfterFork();
-  PumpUnlockAfterFork();
+  engine().pump.UnlockAfterFork();
   engine().pool.UnlockAfterFork();
   engine().book.UnlockAfterFork();
   ProxyUnlockAfterFork();
@@ -133,11 +133,11 @@ void AfterForkInChild() {
   engine().trace.UnlockAfterFork();
   engine().trace.ReopenInChild();  // a %p trace: the child's events go to a file of its own
   TapResetInChild();
-  PumpResetInChild();
+  engine().pump.ResetInChild();
   engine().pool.ResetLocksInChild();
   engine().book.UnlockAfterFork();
   ProxyUnlockAfterFork();
-  for (int fd = 0; fd <= engine().max_tracked_fd.load(); fd++) {
+  for (int fd = 0; fd <= engine().fds.highest(); fd++) {
     if (Conn* c = ConnFor(fd)) {
       c->inherited = true;
       c->bytes_out.store(0);
@@ -152,8 +152,8 @@ void AfterForkInChild() {
 __attribute__((destructor)) void TraceOpenConnectionsAtExit() {
   if (!EngineAttached() || !engine().trace.on()) return;
   TapFlushAtExit();
-  for (int fd = 0; fd <= engine().max_tracked_fd.load(); fd++) {
-    if (Conn* c = ConnFor(fd); c && c->fd == fd) TraceClose(*c, /*at_exit=*/true);
+  for (int fd = 0; fd <= engine().fds.highest(); fd++) {
+    if (Conn* c = ConnFor(fd); c && c->fd == fd) engine().events.Close(*c, /*at_exit=*/true);
   }
   engine().trace.ReportDropsAtExit();
 }
@@ -169,8 +169,7 @@ extern "C" __attribute__((visibility("default"))) const awf_engine* awfshim_engi
     (void)!front->real->write(2, line.data(), line.size());
     return nullptr;
   }
-  Engine* e = &NewEngine();
-  e->real = front->real;
+  Engine* e = &NewEngine(*front->real);
   e->next_definition = front->next_definition;
   e->exe = front->exe ? front->exe : "";
   e->pid = getpid();
@@ -179,8 +178,8 @@ extern "C" __attribute__((visibility("default"))) const awf_engine* awfshim_engi
     Say("cannot reserve the fd table; failing closed: TCP connections other than to loopback and the proxy are refused");
     return nullptr;
   }
-  if (Status s = e->trace.Open(e->settings.trace, e->exe, e->real); !s.ok()) Say(s.message());
-  if (e->trace.on() && e->trace.owns(e->trace.fd())) MarkOwnedFd(e->trace.fd());
+  if (Status s = e->trace.Open(e->settings.trace, e->exe, &e->real); !s.ok()) Say(s.message());
+  if (e->trace.on() && e->trace.owns(e->trace.fd())) e->fds.Set(e->trace.fd(), FdTable::kOwned);
 
   for (const ConfigError& err : e->settings.errors) {
     Say(absl::StrCat(err.ToString(), "; routed connections are refused"));

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "awfshim/fd_table.h"
 #include "awfshim/proxy_protocol.h"
 
 namespace awfshim {
@@ -97,6 +98,12 @@ class ConnPool {
   std::mutex mu_;
   std::vector<Conn*> all_, free_;
 };
+
+// The Conn behind a tracked fd, or null.
+inline Conn* ConnAt(const FdTable& fds, int fd) {
+  uintptr_t v = fds.Get(fd);
+  return v > FdTable::kOwned ? reinterpret_cast<Conn*>(v) : nullptr;
+}
 
 int64_t MonotonicMicros();
 

@@ -40,7 +40,7 @@ bool Routed(const char* name) {
 void ExpectTunnel() {
   if (engine().settings.refuse_routed()) return;
   ShimScope scope;
-  PumpStartAhead();
+  engine().pump.StartAhead();
 }
 
 // The families to answer for, the proxy's first when the caller takes either.
@@ -152,17 +152,17 @@ int Getaddrinfo(const char* node, const char* service, const addrinfo* hints, ad
       ShimScope scope;
       rc = real().getaddrinfo(node, service, hints, res);
     }
-    TraceDns(node, family, "passthrough", rc == 0 ? *res : nullptr, rc);
+    engine().events.Dns(node, family, "passthrough", rc == 0 ? *res : nullptr, rc);
   } else if (FakeDns()) {
     rc = FakeAddrinfo(node, service, hints, res);
-    TraceDns(node, family, "fake", rc == 0 ? *res : nullptr, rc);
+    engine().events.Dns(node, family, "fake", rc == 0 ? *res : nullptr, rc);
   } else {
     {
       ShimScope scope;
       rc = real().getaddrinfo(node, service, hints, res);
     }
     if (rc == 0) RememberAll(node, *res);
-    TraceDns(node, family, "system", rc == 0 ? *res : nullptr, rc);
+    engine().events.Dns(node, family, "system", rc == 0 ? *res : nullptr, rc);
   }
   if (rc == 0 && routed) ExpectTunnel();
   return rc;
@@ -220,14 +220,14 @@ int Gethostbyname2R(const char* name, int af, hostent* ret, char* buf, size_t bu
   int rc;
   if (FakeDns()) {
     rc = FakeHostent(name, af, ret, buf, buflen, result, h_err);
-    TraceDns(name, af, "fake", nullptr, rc == 0 ? 0 : EAI_FAIL);
+    engine().events.Dns(name, af, "fake", nullptr, rc == 0 ? 0 : EAI_FAIL);
   } else {
     {
       ShimScope scope;
       rc = real().gethostbyname2_r(name, af, ret, buf, buflen, result, h_err);
     }
     if (rc == 0 && *result) RememberHostent(name, *result);
-    TraceDns(name, af, "system", nullptr, rc == 0 && *result ? 0 : EAI_NONAME);
+    engine().events.Dns(name, af, "system", nullptr, rc == 0 && *result ? 0 : EAI_NONAME);
   }
   if (rc == 0 && *result) ExpectTunnel();
   return rc;

@@ -1,4 +1,5 @@
-// The engine's process-wide state: made once by the attach, never freed.
+// The engine's process-wide state: made once by the attach, never freed; and the hand-over of a
+// handshake between the application's wait and the pump.
 #include "engine.h"
 
 namespace awfshim {
@@ -8,8 +9,8 @@ Engine* g_engine;
 
 }  // namespace
 
-Engine& NewEngine() {
-  g_engine = new Engine;
+Engine& NewEngine(const awf_functions& real) {
+  g_engine = new Engine(real);
   return *g_engine;
 }
 
@@ -17,21 +18,13 @@ bool EngineAttached() { return g_engine != nullptr; }
 
 Engine& engine() { return *g_engine; }
 
-thread_local bool tl_in_shim __attribute__((tls_model("initial-exec"))) = false;
-
-void RaiseMaxTrackedFd(int fd) {
-  int max = engine().max_tracked_fd.load();
-  while (fd > max && !engine().max_tracked_fd.compare_exchange_weak(max, fd)) {
-  }
+Wait WaitForHandshake(Conn& c, std::unique_lock<std::mutex>& lock, int64_t own_deadline_us, const sigset_t* mask) {
+  Wait wait = g_engine->tunnels.AdvanceUntilSettled(c, lock, own_deadline_us, mask);
+  if (wait == Wait::kSettled && c.watched) g_engine->pump.Unwatch(c);
+  if ((wait == Wait::kInterrupted || wait == Wait::kTimedOut) && !c.watched) g_engine->pump.Watch(c);
+  return wait;
 }
 
-bool IsOwnedFd(int fd) { return engine().fds.Get(fd) == FdTable::kOwned; }
-
-void MarkOwnedFd(int fd) {
-  engine().fds.Set(fd, FdTable::kOwned);
-  RaiseMaxTrackedFd(fd);
-}
-
-void UnmarkOwnedFd(int fd) { engine().fds.Set(fd, 0); }
+constinit thread_local bool tl_in_shim __attribute__((tls_model("initial-exec"))) = false;
 
 }  // namespace awfshim

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "absl/strings/str_cat.h"
-#include "engine.h"
 
 namespace awfshim {
 
@@ -32,10 +31,9 @@ static const char* FamilyName(int family) {
   return family == AF_INET ? "inet" : family == AF_INET6 ? "inet6" : "any";
 }
 
-void TraceDns(absl::string_view host, int family, absl::string_view mode, const addrinfo* answers, int rc) {
-  const Trace& t = engine().trace;
-  if (!t.on()) return;
-  JsonWriter w = t.Event("dns");
+void Events::Dns(absl::string_view host, int family, absl::string_view mode, const addrinfo* answers, int rc) const {
+  if (!trace_.on()) return;
+  JsonWriter w = trace_.Event("dns");
   w.Field("host", host).Field("family", FamilyName(family)).Field("mode", mode);
   if (rc != 0) {
     w.Field("error", gai_strerror(rc));
@@ -50,18 +48,17 @@ void TraceDns(absl::string_view host, int family, absl::string_view mode, const 
     }
     w.EndArray();
   }
-  t.Emit(w);
+  trace_.Emit(w);
 }
 
-void TraceConnect(int fd, const sockaddr* addr, absl::string_view host, absl::string_view decision,
-                  absl::string_view reason, bool nonblocking) {
-  const Trace& t = engine().trace;
-  if (!t.on()) return;
-  JsonWriter w = t.Event("connect");
+void Events::Connect(int fd, const sockaddr* addr, absl::string_view host, absl::string_view decision,
+                  absl::string_view reason, bool nonblocking) const {
+  if (!trace_.on()) return;
+  JsonWriter w = trace_.Event("connect");
   w.Field("fd", fd).Field("addr", FormatAddr(addr));
   if (!host.empty()) w.Field("host", host);
   w.Field("decision", decision).Field("reason", reason).Field("nonblocking", nonblocking);
-  t.Emit(w);
+  trace_.Emit(w);
 }
 
 // The proxy's answer, as both kinds of tunnel event report it.
@@ -71,50 +68,46 @@ static void AddReply(JsonWriter& w, const ProxyReply& reply) {
   if (!reply.squid_error.empty()) w.Field("squid_error", reply.squid_error);
 }
 
-void TraceTunnel(const Conn& c) {
-  const Trace& t = engine().trace;
-  if (!t.on()) return;
-  JsonWriter w = t.Event("tunnel");
+void Events::Tunnel(const Conn& c) const {
+  if (!trace_.on()) return;
+  JsonWriter w = trace_.Event("tunnel");
   w.Field("fd", c.fd).Field("target", HostPort(c.host, c.port));
-  if (engine().settings.proxy) w.Field("proxy", engine().settings.proxy->Authority());
+  if (settings_.proxy) w.Field("proxy", settings_.proxy->Authority());
   w.Field("result", c.phase.load() == Phase::kFailed ? "failed" : "open");
   AddReply(w, c.reply);
   if (c.error) w.Field("errno", ErrnoName(c.error)).Field("reason", c.failure);
   w.Key("ms").Millis(MonotonicMicros() - c.started_us);
-  t.Emit(w);
+  trace_.Emit(w);
 }
 
-void TraceAppTunnel(const Conn& c) {
-  const Trace& t = engine().trace;
-  if (!t.on()) return;
-  JsonWriter w = t.Event("tunnel");
+void Events::AppTunnel(const Conn& c) const {
+  if (!trace_.on()) return;
+  JsonWriter w = trace_.Event("tunnel");
   w.Field("fd", c.fd).Field("target", c.host).Field("by", "application");
   AddReply(w, c.reply);
   w.Field("result", c.reply.status == 200 ? "open" : "failed");
-  t.Emit(w);
+  trace_.Emit(w);
 }
 
-void TraceTls(const Conn& c, absl::string_view sni, const std::vector<std::string>& alpn) {
-  const Trace& t = engine().trace;
-  if (!t.on()) return;
-  JsonWriter w = t.Event("tls");
+void Events::Tls(const Conn& c, absl::string_view sni, const std::vector<std::string>& alpn) const {
+  if (!trace_.on()) return;
+  JsonWriter w = trace_.Event("tls");
   w.Field("fd", c.fd).Field("host", c.host).Field("sni", sni).Key("alpn").BeginArray();
   for (const std::string& p : alpn) w.String(p);
   w.EndArray();
-  t.Emit(w);
+  trace_.Emit(w);
 }
 
-void TraceClose(const Conn& c, bool at_exit) {
-  const Trace& t = engine().trace;
-  if (!t.on()) return;
-  JsonWriter w = t.Event("close");
+void Events::Close(const Conn& c, bool at_exit) const {
+  if (!trace_.on()) return;
+  JsonWriter w = trace_.Event("close");
   w.Field("fd", c.fd).Field("host", c.host).Field("port", static_cast<int>(c.port));
   w.Field("kind", c.kind == ConnKind::kTunnel ? "tunnel" : c.kind == ConnKind::kAppProxied ? "application-proxied" : "direct");
   w.Field("bytes_out", c.bytes_out.load()).Field("bytes_in", c.bytes_in.load());
   if (at_exit) w.Field("open_at_exit", true);
   if (c.inherited) w.Field("inherited", true);
   w.Key("ms").Millis(MonotonicMicros() - c.started_us);
-  t.Emit(w);
+  trace_.Emit(w);
 }
 
 }  // namespace awfshim
@@ -124,10 +117,9 @@ namespace awfshim {
 // In microseconds, for JsonWriter::Millis; -1 ms when either end is missing.
 static int64_t Span(int64_t from_us, int64_t to_us) { return from_us && to_us >= from_us ? to_us - from_us : -1000; }
 
-void TraceHttp(const HttpExchange& x, absl::string_view sni, int fd) {
-  const Trace& t = engine().trace;
-  if (!t.on()) return;
-  JsonWriter w = t.Event("http");
+void Events::Http(const HttpExchange& x, absl::string_view sni, int fd) const {
+  if (!trace_.on()) return;
+  JsonWriter w = trace_.Event("http");
   if (fd >= 0) w.Field("fd", fd);
   w.Field("host", x.host.empty() ? std::string(sni) : x.host).Field("sni", sni);
   w.Field("method", x.method).Field("path", x.path).Field("status", x.status);
@@ -147,16 +139,15 @@ void TraceHttp(const HttpExchange& x, absl::string_view sni, int fd) {
   }
   if (!x.problem.empty()) w.Field("problem", x.problem);
   if (x.incomplete) w.Field("incomplete", true);
-  t.Emit(w);
+  trace_.Emit(w);
 }
 
-void TraceHttp2(absl::string_view sni, int fd) {
-  const Trace& t = engine().trace;
-  if (!t.on()) return;
-  JsonWriter w = t.Event("http");
+void Events::Http2(absl::string_view sni, int fd) const {
+  if (!trace_.on()) return;
+  JsonWriter w = trace_.Event("http");
   if (fd >= 0) w.Field("fd", fd);
   w.Field("host", sni).Field("sni", sni).Field("protocol", "h2").Field("problem", "HTTP/2 is not parsed");
-  t.Emit(w);
+  trace_.Emit(w);
 }
 
 }  // namespace awfshim

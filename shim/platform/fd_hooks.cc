@@ -40,7 +40,7 @@ void Forget(int fd) {
 // is cleared as well.
 std::vector<unsigned> ScanRange(unsigned first, unsigned last, bool forget) {
   std::vector<unsigned> owned;
-  int max = engine().max_tracked_fd.load();
+  int max = engine().fds.highest();
   if (max < 0 || first > static_cast<unsigned>(max)) return owned;
   last = std::min(last, static_cast<unsigned>(max));
   for (unsigned fd = first; fd <= last; fd++) {
@@ -68,7 +68,7 @@ int CloseRangeAround(unsigned first, unsigned last, int flags, const std::vector
 
 int Close(int fd) {
   if (InVforkChild()) return real().close(fd);
-  if (IsOwnedFd(fd)) return 0;
+  if (engine().fds.IsOwned(fd)) return 0;
   Forget(fd);
   return real().close(fd);
 }
@@ -84,16 +84,16 @@ void Closefrom(int low) { CloseRange(static_cast<unsigned>(std::max(low, 0)), UI
 
 // The application is about to put another file on `fd`: if it is ours, move ours elsewhere.
 void VacateOwned(int fd) {
-  if (!IsOwnedFd(fd)) return;
+  if (!engine().fds.IsOwned(fd)) return;
   int moved = real().fcntl(fd, F_DUPFD_CLOEXEC, 3);
   if (moved < 0) return;  // ours is lost; the application's dup2 still happens
-  MarkOwnedFd(moved);
-  if (PumpOwnsFd(fd)) {
-    PumpFdMoved(moved);
+  engine().fds.Set(moved, FdTable::kOwned);
+  if (engine().pump.OwnsFd(fd)) {
+    engine().pump.FdMoved(moved);
   } else {
     engine().trace.Moved(moved);
   }
-  UnmarkOwnedFd(fd);
+  engine().fds.Set(fd, 0);
   real().close(fd);
 }
 

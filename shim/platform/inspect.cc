@@ -36,7 +36,7 @@ void Finish(Conn& c) {
 void LookForHello(Conn& c) {
   TlsHello hello = ParseTlsHello(c.first_out);
   if (hello.result == TlsHello::Result::kIncomplete && c.first_out.size() < kMaxClientHello) return;
-  if (hello.result == TlsHello::Result::kClientHello) TraceTls(c, hello.sni, hello.alpn);
+  if (hello.result == TlsHello::Result::kClientHello) engine().events.Tls(c, hello.sni, hello.alpn);
   c.hello_done = true;
 }
 
@@ -74,7 +74,7 @@ void InspectIn(Conn& c, const iovec* iov, int iovcnt, size_t n) {
   if (reply.result == ProxyReply::Result::kIncomplete) return;
   c.reply = reply;
   c.reply_done = true;
-  TraceAppTunnel(c);
+  engine().events.AppTunnel(c);
   if (reply.status != 200) c.hello_done = true;
   Finish(c);
 }

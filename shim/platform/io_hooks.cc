@@ -58,11 +58,11 @@ bool Stop(ssize_t* rc, int err) {
 Wait Progress(Conn& c, std::unique_lock<std::mutex>& lock, int fd, int flags, int opt, const sigset_t* mask) {
   if (Settled(c) && c.held.empty()) return Wait::kSettled;
   if (NonBlocking(fd, flags)) {
-    Advance(c);
-    if (c.watched) PumpRearm(c);
+    engine().tunnels.Advance(c);
+    if (c.watched) engine().pump.Rearm(c);
     return Wait::kSettled;
   }
-  return AdvanceUntilSettled(c, lock, OwnDeadline(fd, opt), mask);
+  return WaitForHandshake(c, lock, engine().tunnels.OwnDeadline(fd, opt), mask);
 }
 
 // What the kernel's own call says where the wait ended: interrupted, the socket's timeout (EAGAIN),
@@ -281,7 +281,7 @@ int Sendmmsg(int fd, mmsghdr* vec, unsigned int vlen, int flags) {
 
 }  // namespace
 
-thread_local int tl_io_fd __attribute__((tls_model("initial-exec"))) = kIoFdNone;
+constinit thread_local int tl_io_fd __attribute__((tls_model("initial-exec"))) = kIoFdNone;
 
 void InstallIoHooks(awf_functions& hooks) {
   hooks.read = Read;

@@ -93,7 +93,7 @@ bool IsStreamSocket(int fd) {
 }
 
 int Refuse(int fd, const sockaddr* addr, const Route& r, bool nonblocking) {
-  TraceConnect(fd, addr, r.host, "refuse", r.reason, nonblocking);
+  engine().events.Connect(fd, addr, r.host, "refuse", r.reason, nonblocking);
   errno = r.refuse_errno;
   return -1;
 }
@@ -125,7 +125,7 @@ int ConnectResult(Conn& c, Wait wait, bool first) {
 int StartTunnel(int fd, const sockaddr* addr, Route route, bool nonblocking) {
   // A blocking connect is bounded by the socket's SO_SNDTIMEO too (read before the socket may be
   // replaced), and lets the application's signals in while it waits, and only then.
-  int64_t own_deadline_us = nonblocking ? -1 : OwnDeadline(fd, SO_SNDTIMEO);
+  int64_t own_deadline_us = nonblocking ? -1 : engine().tunnels.OwnDeadline(fd, SO_SNDTIMEO);
   SignalsHeld signals(!nonblocking);
   const Settings& s = engine().settings;
   if (s.refuse_routed()) {
@@ -160,7 +160,7 @@ int StartTunnel(int fd, const sockaddr* addr, Route route, bool nonblocking) {
   c->inspecting = WantsInspection(ConnKind::kTunnel, c->port);
   c->deadline_us = c->started_us + int64_t{s.timeout_ms} * 1000;
   TrackConn(fd, c);
-  TraceConnect(fd, addr, route.host, "tunnel", route.reason, nonblocking);
+  engine().events.Connect(fd, addr, route.host, "tunnel", route.reason, nonblocking);
 
   // The TCP connect to the proxy never blocks; it goes on in the kernel while the socket is back
   // in the application's mode, and every later step is non-blocking on its own.
@@ -171,16 +171,16 @@ int StartTunnel(int fd, const sockaddr* addr, Route route, bool nonblocking) {
   if (!nonblocking) real().fcntl(fd, F_SETFL, reinterpret_cast<void*>(static_cast<intptr_t>(status)));
   Wait wait = Wait::kSettled;
   if (rc < 0 && err != EINPROGRESS) {
-    FailTunnel(*c, err, absl::StrCat("cannot reach the proxy: ", std::strerror(err)));
+    engine().tunnels.Fail(*c, err, absl::StrCat("cannot reach the proxy: ", std::strerror(err)));
   } else if (!nonblocking) {
-    wait = AdvanceUntilSettled(*c, lock, own_deadline_us, signals.mask());
+    wait = WaitForHandshake(*c, lock, own_deadline_us, signals.mask());
   } else {
-    Advance(*c);
+    engine().tunnels.Advance(*c);
     // Without a pump nothing would wake an application that waits in poll() for input at the
     // deadline (poll is not hooked): the handshake is finished here, bounded by the timeout. A
     // handler cannot make a non-blocking connect fail with EINTR, so the wait goes on after one.
-    if (!Settled(*c) && !PumpWatch(*c)) {
-      while ((wait = AdvanceUntilSettled(*c, lock, -1, nullptr)) == Wait::kInterrupted) {
+    if (!Settled(*c) && !engine().pump.Watch(*c)) {
+      while ((wait = WaitForHandshake(*c, lock, -1, nullptr)) == Wait::kInterrupted) {
       }
     }
   }
@@ -209,7 +209,7 @@ int ConnectRouted(int fd, const sockaddr* addr, socklen_t len, const Route& rout
   bool nonblocking = fl >= 0 && (fl & O_NONBLOCK);
   if (route.decision == Decision::kTunnel) return StartTunnel(fd, addr, route, nonblocking);
   if (route.decision == Decision::kRefuse) return Refuse(fd, addr, route, nonblocking);
-  TraceConnect(fd, addr, route.host, DecisionName(route.decision), route.reason, nonblocking);
+  engine().events.Connect(fd, addr, route.host, DecisionName(route.decision), route.reason, nonblocking);
   int rc = real().connect(fd, addr, len);
   if (rc == 0 || errno == EINPROGRESS) {
     int saved = errno;
@@ -226,14 +226,14 @@ int ConnectRouted(int fd, const sockaddr* addr, socklen_t len, const Route& rout
 int ConnectAgain(Conn& c, int fd) {
   int fl = real().fcntl(fd, F_GETFL, nullptr);
   bool blocking = fl >= 0 && !(fl & O_NONBLOCK) && !Settled(c);
-  int64_t own_deadline_us = blocking ? OwnDeadline(fd, SO_SNDTIMEO) : -1;
+  int64_t own_deadline_us = blocking ? engine().tunnels.OwnDeadline(fd, SO_SNDTIMEO) : -1;
   SignalsHeld signals(blocking);
   std::unique_lock<std::mutex> lock(c.mu);
   Wait wait = Wait::kSettled;
   if (blocking) {
-    wait = AdvanceUntilSettled(c, lock, own_deadline_us, signals.mask());
+    wait = WaitForHandshake(c, lock, own_deadline_us, signals.mask());
   } else {
-    Advance(c);
+    engine().tunnels.Advance(c);
   }
   return ConnectResult(c, wait, /*first=*/false);
 }
@@ -265,8 +265,8 @@ int Getsockopt(int fd, int level, int opt, void* val, socklen_t* len) {
   std::lock_guard<std::mutex> lock(c->mu);
   // The application asks whether its connect finished: the first sign of writability, so the
   // CONNECT request goes out now if it has not already.
-  Advance(*c);
-  if (c->watched) PumpRearm(*c);
+  engine().tunnels.Advance(*c);
+  if (c->watched) engine().pump.Rearm(*c);
   c->RefreshFast();
   if (c->phase.load() == Phase::kFailed) {
     *static_cast<int*>(val) = c->error;
@@ -299,12 +299,12 @@ int Shutdown(int fd, int how) {
     return real().shutdown(fd, how);
   }
   std::lock_guard<std::mutex> lock(c->mu);
-  Advance(*c);
+  engine().tunnels.Advance(*c);
   Phase phase = c->phase.load();
   if (phase == Phase::kFailed || (phase == Phase::kOpen && c->held.empty())) return real().shutdown(fd, how);
   if (how != SHUT_WR) c->shut_rd = true;
   if (how != SHUT_RD) c->shut_wr = true;
-  if (c->watched) PumpRearm(*c);
+  if (c->watched) engine().pump.Rearm(*c);
   return 0;
 }
 

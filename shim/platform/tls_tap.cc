@@ -102,8 +102,8 @@ TapState* StateFor(const void* ssl) {
 }
 
 void Report(TapState& t) {
-  for (HttpExchange& x : t.http.TakeCompleted()) TraceHttp(x, t.sni, t.fd);
-  if (t.http.TakeHttp2Detected()) TraceHttp2(t.sni, t.fd);
+  for (HttpExchange& x : t.http.TakeCompleted()) engine().events.Http(x, t.sni, t.fd);
+  if (t.http.TakeHttp2Detected()) engine().events.Http2(t.sni, t.fd);
 }
 
 // The followed socket one tapped call read or wrote, if only one (tl_io_fd). Not believed for a

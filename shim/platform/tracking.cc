@@ -24,13 +24,13 @@ bool SocketIdentity(int fd, uint64_t* dev, uint64_t* ino) {
 // connection and a close of the original), so a scan of the fd table will do.
 void MoveToAnotherFd(Conn& c, int closing) {
   int other = -1;
-  for (int fd = 0; fd <= engine().max_tracked_fd.load() && other < 0; fd++) {
+  for (int fd = 0; fd <= engine().fds.highest() && other < 0; fd++) {
     if (fd != closing && ConnFor(fd) == &c) other = fd;
   }
   bool watched = c.watched;
-  if (watched) PumpUnwatch(c);
+  if (watched) engine().pump.Unwatch(c);
   c.fd = other;  // -1 when the others are being closed too: the last close ends the connection
-  if (watched && other >= 0) PumpWatch(c);
+  if (watched && other >= 0) engine().pump.Watch(c);
 }
 
 }  // namespace
@@ -47,7 +47,6 @@ void TrackConn(int fd, Conn* c) {
   if (engine().fds.Get(fd) > FdTable::kOwned) UntrackFd(fd);  // a close we never saw
   SocketIdentity(fd, &c->socket_dev, &c->socket_ino);
   engine().fds.Set(fd, reinterpret_cast<uintptr_t>(c));
-  RaiseMaxTrackedFd(fd);
 }
 
 void UntrackFd(int fd) {
@@ -62,8 +61,8 @@ void UntrackFd(int fd) {
   }
   {
     std::lock_guard<std::mutex> lock(c->mu);
-    PumpUnwatch(*c);
-    TraceClose(*c);
+    engine().pump.Unwatch(*c);
+    engine().events.Close(*c);
   }
   engine().pool.Release(c);
 }

@@ -1,3 +1,4 @@
+// The CONNECT handshake's steps on a tunnelled fd (tunnel.h), through the real functions handed in.
 #include "tunnel.h"
 
 #include <sys/socket.h>
@@ -8,133 +9,12 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "engine.h"
-#include "events.h"
-#include "pump.h"
+#include "shim_scope.h"
 
 namespace awfshim {
 namespace {
 
 constexpr int kSendFlags = MSG_NOSIGNAL | MSG_DONTWAIT;
-
-bool ProxyConnected(Conn& c) {
-  struct pollfd p = {c.fd, POLLOUT, 0};
-  if (poll(&p, 1, 0) <= 0) return false;
-  int err = 0;
-  socklen_t len = sizeof err;
-  if (real().getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
-  if (err) {
-    FailTunnel(c, err, absl::StrCat("cannot reach the proxy: ", std::strerror(err)));
-    return false;
-  }
-  return true;
-}
-
-bool SendRequest(Conn& c) {
-  while (c.request_sent < c.request.size()) {
-    ssize_t n = real().send(c.fd, c.request.data() + c.request_sent, c.request.size() - c.request_sent, kSendFlags);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
-    if (n < 0) {
-      FailTunnel(c, errno, absl::StrCat("sending CONNECT failed: ", std::strerror(errno)));
-      return false;
-    }
-    c.request_sent += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-// Reads the proxy's reply head and nothing after it: bytes of an incomplete head are consumed
-// into c.reply_head (they cannot be anything else), the rest is peeked at first, so exactly the
-// head's remainder is taken and whatever the target sent after it stays in the socket.
-void ReadReply(Conn& c) {
-  char buf[kMaxProxyHead];
-  size_t room = kMaxProxyHead - c.reply_head.size();
-  ssize_t n;
-  do {
-    n = real().recv(c.fd, buf, room, MSG_PEEK | MSG_DONTWAIT);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      FailTunnel(c, errno, absl::StrCat("reading the proxy's reply failed: ", std::strerror(errno)));
-    }
-    return;
-  }
-  if (n == 0) {
-    FailTunnel(c, ECONNRESET, "the proxy closed the connection before answering CONNECT");
-    return;
-  }
-  std::string head = c.reply_head;
-  head.append(buf, static_cast<size_t>(n));
-  ProxyReply reply = ParseProxyReply(head);
-  size_t take = static_cast<size_t>(n);
-  switch (reply.result) {
-    case ProxyReply::Result::kIncomplete:
-      break;
-    case ProxyReply::Result::kMalformed:
-    case ProxyReply::Result::kOversized:
-      c.reply = reply;
-      FailTunnel(c, ECONNRESET, absl::StrCat("unusable proxy reply: ", reply.problem));
-      return;
-    case ProxyReply::Result::kComplete:
-      take = reply.head_length - c.reply_head.size();
-      break;
-  }
-  ssize_t consumed;
-  do {
-    consumed = real().recv(c.fd, buf, take, MSG_DONTWAIT);
-  } while (consumed < 0 && errno == EINTR);
-  if (consumed != static_cast<ssize_t>(take)) {
-    FailTunnel(c, ECONNRESET, "the proxy's reply head could not be consumed");
-    return;
-  }
-  if (reply.result == ProxyReply::Result::kIncomplete) {
-    c.reply_head.append(buf, take);
-    return;
-  }
-  c.reply = reply;
-  std::string().swap(c.reply_head);
-  if (reply.status != 200) {
-    FailTunnel(c, ECONNREFUSED, absl::StrCat("the proxy refused CONNECT: ", reply.status, " ", reply.reason));
-    return;
-  }
-  c.handshake_us = MonotonicMicros() - c.started_us;
-  c.phase.store(Phase::kOpen, std::memory_order_release);
-  TraceTunnel(c);
-}
-
-// Sends held application bytes, counting them out only now (a refused tunnel sent none); true
-// when none are left.
-bool FlushHeld(Conn& c) {
-  while (!c.held.empty()) {
-    ssize_t n = real().send(c.fd, c.held.data(), c.held.size(), kSendFlags);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
-    if (n < 0) {
-      FailTunnel(c, errno, absl::StrCat("sending held bytes failed: ", std::strerror(errno)));
-      return false;
-    }
-    c.held.erase(0, static_cast<size_t>(n));
-    c.bytes_out.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
-  }
-  return true;
-}
-
-// The shutdown the application asked for during the handshake, now that its bytes are out.
-void ShutDownAsAsked(Conn& c) {
-  int how = c.shut_rd && c.shut_wr ? SHUT_RDWR : c.shut_wr ? SHUT_WR : SHUT_RD;
-  c.shut_rd = c.shut_wr = false;
-  real().shutdown(c.fd, how);
-}
-
-// The tunnel's deadline has passed.
-void Expire(Conn& c) {
-  if (Settled(c)) {
-    FailTunnel(c, ETIMEDOUT, "timed out sending the bytes held during the handshake");
-  } else {
-    FailTunnel(c, ETIMEDOUT, absl::StrCat("no answer from the proxy within ", (c.deadline_us - c.started_us) / 1000, " ms"));
-  }
-}
 
 // A handler interrupted the wait. The kernel restarts a blocking socket call after a handler
 // installed with SA_RESTART, unless the socket has a timeout of its own (signal(7)). Which signal
@@ -159,6 +39,126 @@ bool Restarts(bool own_timeout, const sigset_t* mask) {
 
 }  // namespace
 
+bool Tunnels::ProxyConnected(Conn& c) const {
+  struct pollfd p = {c.fd, POLLOUT, 0};
+  if (poll(&p, 1, 0) <= 0) return false;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (real_.getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+  if (err) {
+    Fail(c, err, absl::StrCat("cannot reach the proxy: ", std::strerror(err)));
+    return false;
+  }
+  return true;
+}
+
+bool Tunnels::SendRequest(Conn& c) const {
+  while (c.request_sent < c.request.size()) {
+    ssize_t n = real_.send(c.fd, c.request.data() + c.request_sent, c.request.size() - c.request_sent, kSendFlags);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+    if (n < 0) {
+      Fail(c, errno, absl::StrCat("sending CONNECT failed: ", std::strerror(errno)));
+      return false;
+    }
+    c.request_sent += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// Reads the proxy's reply head and nothing after it: bytes of an incomplete head are consumed
+// into c.reply_head (they cannot be anything else), the rest is peeked at first, so exactly the
+// head's remainder is taken and whatever the target sent after it stays in the socket.
+void Tunnels::ReadReply(Conn& c) const {
+  char buf[kMaxProxyHead];
+  size_t room = kMaxProxyHead - c.reply_head.size();
+  ssize_t n;
+  do {
+    n = real_.recv(c.fd, buf, room, MSG_PEEK | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      Fail(c, errno, absl::StrCat("reading the proxy's reply failed: ", std::strerror(errno)));
+    }
+    return;
+  }
+  if (n == 0) {
+    Fail(c, ECONNRESET, "the proxy closed the connection before answering CONNECT");
+    return;
+  }
+  std::string head = c.reply_head;
+  head.append(buf, static_cast<size_t>(n));
+  ProxyReply reply = ParseProxyReply(head);
+  size_t take = static_cast<size_t>(n);
+  switch (reply.result) {
+    case ProxyReply::Result::kIncomplete:
+      break;
+    case ProxyReply::Result::kMalformed:
+    case ProxyReply::Result::kOversized:
+      c.reply = reply;
+      Fail(c, ECONNRESET, absl::StrCat("unusable proxy reply: ", reply.problem));
+      return;
+    case ProxyReply::Result::kComplete:
+      take = reply.head_length - c.reply_head.size();
+      break;
+  }
+  ssize_t consumed;
+  do {
+    consumed = real_.recv(c.fd, buf, take, MSG_DONTWAIT);
+  } while (consumed < 0 && errno == EINTR);
+  if (consumed != static_cast<ssize_t>(take)) {
+    Fail(c, ECONNRESET, "the proxy's reply head could not be consumed");
+    return;
+  }
+  if (reply.result == ProxyReply::Result::kIncomplete) {
+    c.reply_head.append(buf, take);
+    return;
+  }
+  c.reply = reply;
+  std::string().swap(c.reply_head);
+  if (reply.status != 200) {
+    Fail(c, ECONNREFUSED, absl::StrCat("the proxy refused CONNECT: ", reply.status, " ", reply.reason));
+    return;
+  }
+  c.handshake_us = MonotonicMicros() - c.started_us;
+  c.phase.store(Phase::kOpen, std::memory_order_release);
+  events_.Tunnel(c);
+}
+
+// Sends held application bytes, counting them out only now (a refused tunnel sent none); true
+// when none are left.
+bool Tunnels::FlushHeld(Conn& c) const {
+  while (!c.held.empty()) {
+    ssize_t n = real_.send(c.fd, c.held.data(), c.held.size(), kSendFlags);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+    if (n < 0) {
+      Fail(c, errno, absl::StrCat("sending held bytes failed: ", std::strerror(errno)));
+      return false;
+    }
+    c.held.erase(0, static_cast<size_t>(n));
+    c.bytes_out.fetch_add(static_cast<uint64_t>(n), std::memory_order_relaxed);
+  }
+  return true;
+}
+
+// The shutdown the application asked for during the handshake, now that its bytes are out.
+void Tunnels::ShutDownAsAsked(Conn& c) const {
+  int how = c.shut_rd && c.shut_wr ? SHUT_RDWR : c.shut_wr ? SHUT_WR : SHUT_RD;
+  c.shut_rd = c.shut_wr = false;
+  real_.shutdown(c.fd, how);
+}
+
+// The tunnel's deadline has passed.
+void Tunnels::Expire(Conn& c) const {
+  if (Settled(c)) {
+    Fail(c, ETIMEDOUT, "timed out sending the bytes held during the handshake");
+  } else {
+    Fail(c, ETIMEDOUT, absl::StrCat("no answer from the proxy within ", (c.deadline_us - c.started_us) / 1000, " ms"));
+  }
+}
+
+
 bool Settled(const Conn& c) {
   Phase p = c.phase.load(std::memory_order_acquire);
   return p == Phase::kOpen || p == Phase::kFailed;
@@ -176,16 +176,16 @@ short WantedEvents(const Conn& c) {
   }
 }
 
-void FailTunnel(Conn& c, int err, std::string why) {
+void Tunnels::Fail(Conn& c, int err, std::string why) const {
   c.error = err;
   c.failure = std::move(why);
   c.held.clear();
   c.phase.store(Phase::kFailed, std::memory_order_release);
-  real().shutdown(c.fd, SHUT_RDWR);
-  TraceTunnel(c);
+  real_.shutdown(c.fd, SHUT_RDWR);
+  events_.Tunnel(c);
 }
 
-void Advance(Conn& c) {
+void Tunnels::Advance(Conn& c) const {
   if (c.phase.load() == Phase::kProxyConnecting && ProxyConnected(c)) c.phase.store(Phase::kRequestSending);
   if (c.phase.load() == Phase::kRequestSending && SendRequest(c)) c.phase.store(Phase::kReplyWaiting);
   if (c.phase.load() == Phase::kReplyWaiting) ReadReply(c);
@@ -194,7 +194,8 @@ void Advance(Conn& c) {
   if (!Settled(c) && MonotonicMicros() >= c.deadline_us) Expire(c);
 }
 
-Wait AdvanceUntilSettled(Conn& c, std::unique_lock<std::mutex>& lock, int64_t own_deadline_us, const sigset_t* mask) {
+Wait Tunnels::AdvanceUntilSettled(Conn& c, std::unique_lock<std::mutex>& lock, int64_t own_deadline_us,
+                                  const sigset_t* mask) const {
   const uint32_t generation = c.generation;
   for (;;) {
     Advance(c);
@@ -204,14 +205,8 @@ Wait AdvanceUntilSettled(Conn& c, std::unique_lock<std::mutex>& lock, int64_t ow
       Expire(c);
       settled = true;
     }
-    if (settled) {
-      if (c.watched) PumpUnwatch(c);
-      return Wait::kSettled;
-    }
-    if (own_deadline_us >= 0 && now >= own_deadline_us) {
-      if (!c.watched) PumpWatch(c);
-      return Wait::kTimedOut;
-    }
+    if (settled) return Wait::kSettled;
+    if (own_deadline_us >= 0 && now >= own_deadline_us) return Wait::kTimedOut;
     int64_t left_us = std::min(c.deadline_us, own_deadline_us >= 0 ? own_deadline_us : c.deadline_us) - now;
     struct timespec left = {static_cast<time_t>(left_us / 1000000), static_cast<long>(left_us % 1000000 * 1000)};
     struct pollfd p = {c.fd, WantedEvents(c), 0};
@@ -227,17 +222,14 @@ Wait AdvanceUntilSettled(Conn& c, std::unique_lock<std::mutex>& lock, int64_t ow
     tl_in_shim = in_shim;
     if (c.generation != generation) return Wait::kClosed;
     c.waiters--;
-    if (rc < 0 && err == EINTR && !Restarts(own_deadline_us >= 0, mask)) {
-      if (!c.watched) PumpWatch(c);
-      return Wait::kInterrupted;
-    }
+    if (rc < 0 && err == EINTR && !Restarts(own_deadline_us >= 0, mask)) return Wait::kInterrupted;
   }
 }
 
-int64_t OwnDeadline(int fd, int opt) {
+int64_t Tunnels::OwnDeadline(int fd, int opt) const {
   struct timeval tv {};
   socklen_t len = sizeof tv;
-  if (real().getsockopt(fd, SOL_SOCKET, opt, &tv, &len) != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0)) return -1;
+  if (real_.getsockopt(fd, SOL_SOCKET, opt, &tv, &len) != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0)) return -1;
   return MonotonicMicros() + int64_t{tv.tv_sec} * 1000000 + tv.tv_usec;
 }
 
