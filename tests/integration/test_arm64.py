@@ -39,17 +39,12 @@ NETCLIENT = os.path.join(arm64.PROGRAMS_AARCH64, "netclient")
 FAULT_DOMAIN = "fault.test"
 FAULTS = {"deny": "deny", "hang": "slowloris", "ok": "none"}  # host under FAULT_DOMAIN -> fault mode
 FIXTURES = arm64.Fixtures("awfshim-arm64-", [net.API, *(f"{h}.{FAULT_DOMAIN}" for h in FAULTS)], echo=True)
-W = None          # FIXTURES.dir: module scratch dir, bound into the root at its own path
-CA = None         # FIXTURES.ca: test CA file (in W)
-SQUID = None      # FIXTURES.squid, port 3129: the end-to-end test's Firewall runs its own Squid on 3128
 TRAP = None       # net.DirectTrap on the synthetic addresses, port 443 (made on first use)
 SYNTHETIC = {}    # host -> the addresses the shim's fake DNS gives it
 
 
 def setUpModule():
-    global W, CA, SQUID
     FIXTURES.start()
-    W, CA, SQUID = FIXTURES.dir, FIXTURES.ca, FIXTURES.squid
 
 
 def tearDownModule():
@@ -57,7 +52,7 @@ def tearDownModule():
 
 
 def upstream_requests():
-    path = os.path.join(W, "https.log")
+    path = os.path.join(FIXTURES.dir, "https.log")
     return [json.loads(l) for l in open(path)] if os.path.exists(path) else []
 
 
@@ -67,13 +62,13 @@ def direct_trap():
     port 443. Made on first use (it needs the aarch64 build), kept for the module."""
     global TRAP
     if TRAP is None:
-        hosts = [*Firewall(W).hosts, *(f"{h}.{FAULT_DOMAIN}" for h in FAULTS)]
+        hosts = [*Firewall(FIXTURES.dir).hosts, *(f"{h}.{FAULT_DOMAIN}" for h in FAULTS)]
         code = ("import json, socket, sys\n"
                 "print(json.dumps({h: sorted({a[4][0] for a in socket.getaddrinfo(h, 443, type=socket.SOCK_STREAM)})"
                 " for h in sys.argv[1:]}))")
         arm64.aarch64_build()
-        r = arm64.run_in_root(["python3", "-c", code, *hosts], binds=[W], env=arm64.shim_env(
-            W, AWF_SHIM_PROXY=SQUID.proxy_url, AWF_SHIM_ROUTE=",".join(hosts)))
+        r = arm64.run_in_root(["python3", "-c", code, *hosts], binds=[FIXTURES.dir], env=arm64.shim_env(
+            FIXTURES.dir, AWF_SHIM_PROXY=FIXTURES.squid.proxy_url, AWF_SHIM_ROUTE=",".join(hosts)))
         if r.returncode != 0:
             raise AssertionError(f"arm64 python3 under the shim could not look up the routed hosts: {r.stderr}")
         SYNTHETIC.update(json.loads(r.stdout))
@@ -83,21 +78,21 @@ def direct_trap():
 
 class RootTest(unittest.TestCase):
     def setUp(self):
-        self.squid_mark = len(SQUID.settled_log())
-        self.home = tempfile.mkdtemp(prefix="home-", dir=W)
+        self.squid_mark = len(FIXTURES.squid.settled_log())
+        self.home = tempfile.mkdtemp(prefix="home-", dir=FIXTURES.dir)
 
     def env(self, **extra):
         return {"PATH": arm64.ROOT_PATH, "HOME": self.home, "LANG": "C.UTF-8", **extra}
 
     def run_in_root(self, argv, env=None, binds=(), **kw):
-        return arm64.run_in_root(argv, env=env or self.env(), binds=[W, *binds], **kw)
+        return arm64.run_in_root(argv, env=env or self.env(), binds=[FIXTURES.dir, *binds], **kw)
 
     def assert_aarch64(self, host_path):
         self.assertEqual(arm64.elf_machine(host_path), arm64.EM_AARCH64, f"{host_path} is not an aarch64 executable")
 
     def squid_entries(self, *keys, squid=None):
         """This test's lines in Squid's log, each as the tuple of `keys`."""
-        return [tuple(e[k] for k in keys) for e in (squid or SQUID).settled_log()[self.squid_mark:]]
+        return [tuple(e[k] for k in keys) for e in (squid or FIXTURES.squid).settled_log()[self.squid_mark:]]
 
 
 @full_suite
@@ -124,14 +119,15 @@ class Arm64Root(RootTest):
 
     def test_curl_through_squid(self):
         self.assert_aarch64(arm64.in_root("/usr/bin/curl"))
-        r = self.run_in_root(["curl", "-sS", "-x", SQUID.proxy_url, "--cacert", CA, f"https://{net.API}/arm64-curl"])
+        r = self.run_in_root(["curl", "-sS", "-x", FIXTURES.squid.proxy_url, "--cacert", FIXTURES.ca,
+                              f"https://{net.API}/arm64-curl"])
         self.assert_through_squid(r, "/arm64-curl")
 
     def test_python_urllib_through_squid(self):
         self.assert_aarch64(arm64.in_root("/usr/bin/python3"))
         code = ("import platform, ssl, urllib.request\n"
-                f"ctx = ssl.create_default_context(cafile={CA!r})\n"
-                f"opener = urllib.request.build_opener(urllib.request.ProxyHandler({{'https': {SQUID.proxy_url!r}}}),\n"
+                f"ctx = ssl.create_default_context(cafile={FIXTURES.ca!r})\n"
+                f"opener = urllib.request.build_opener(urllib.request.ProxyHandler({{'https': {FIXTURES.squid.proxy_url!r}}}),\n"
                 "                                     urllib.request.HTTPSHandler(context=ctx))\n"
                 f"print(opener.open('https://{net.API}/arm64-py').read().decode())\n"
                 "print(platform.machine())\n")
@@ -146,8 +142,8 @@ class Arm64Root(RootTest):
                 " r.on('data', c => d += c); r.on('end', () => console.log(d + '\\n' + process.arch)); })"
                 ".on('error', e => { console.error(e.message); process.exit(1); })")
         # Node 24's own proxy support (NODE_USE_ENV_PROXY) makes https.get ask Squid for a tunnel.
-        r = self.run_in_root([node, "-e", code], self.env(NODE_USE_ENV_PROXY="1", HTTPS_PROXY=SQUID.proxy_url,
-                                                          NODE_EXTRA_CA_CERTS=CA))
+        r = self.run_in_root([node, "-e", code], self.env(NODE_USE_ENV_PROXY="1", HTTPS_PROXY=FIXTURES.squid.proxy_url,
+                                                          NODE_EXTRA_CA_CERTS=FIXTURES.ca))
         self.assert_through_squid(r, "/arm64-node")
         self.assertEqual(r.stdout.split()[-1], "arm64")
 
@@ -167,7 +163,7 @@ class Arm64Root(RootTest):
 
 
 class ShimTest(RootTest):
-    """A client in the root under the aarch64 front, with a trace file of its own (in W)."""
+    """A client in the root under the aarch64 front, with a trace file of its own (in FIXTURES.dir)."""
     proxy_url = None  # the module's Squid unless a class says otherwise
 
     def setUp(self):
@@ -178,8 +174,8 @@ class ShimTest(RootTest):
 
     def env(self, **extra):
         return arm64.shim_env(self.home, self.trace, **{
-            "AWF_SHIM_PROXY": self.proxy_url or SQUID.proxy_url, "GH_HOST": net.TENANT, "SSL_CERT_FILE": CA,
-            "NODE_EXTRA_CA_CERTS": CA, **extra})
+            "AWF_SHIM_PROXY": self.proxy_url or FIXTURES.squid.proxy_url, "GH_HOST": net.TENANT,
+            "SSL_CERT_FILE": FIXTURES.ca, "NODE_EXTRA_CA_CERTS": FIXTURES.ca, **extra})
 
     def events(self, ev=None):
         return [e for e in read_trace(self.trace) if ev is None or e["ev"] == ev]
@@ -221,7 +217,7 @@ class ShimRouting(ShimTest):
         self.assertIn(connects[0]["addr"].rsplit(":", 1)[0], [a for e in dns for a in e["addrs"]])
         tunnels = self.events("tunnel")
         self.assertTrue(any((t["target"], t["result"], t["status"], t["proxy"]) ==
-                            (f"{net.API}:443", "open", 200, SQUID.proxy_url.split("//")[1]) for t in tunnels), tunnels)
+                            (f"{net.API}:443", "open", 200, FIXTURES.squid.proxy_url.split("//")[1]) for t in tunnels), tunnels)
         if tapped:  # the system's libssl, tapped as on x86-64
             self.assertEqual([(h["fd"], h["method"], h["path"], h["status"]) for h in self.events("http")],
                              [(connects[0]["fd"], "GET", path, 200)])
@@ -230,8 +226,8 @@ class ShimRouting(ShimTest):
 
     def test_curl(self):
         self.assert_aarch64(arm64.in_root("/usr/bin/curl"))
-        r = self.run_in_root(["curl", "-sS", "-w", "\n%{local_port}", "--cacert", CA, f"https://{net.API}/arm64-curl"],
-                             self.env())
+        r = self.run_in_root(["curl", "-sS", "-w", "\n%{local_port}", "--cacert", FIXTURES.ca,
+                              f"https://{net.API}/arm64-curl"], self.env())
         self.assert_tunnelled(r, "/arm64-curl", "curl", nonblocking=True)
         close = self.events("close")[0]
         self.assertEqual((close["kind"], close["host"]), ("tunnel", net.API))
@@ -257,7 +253,7 @@ class ShimRouting(ShimTest):
 
     @full_suite
     def test_curl_ipv6_only(self):
-        r = self.run_in_root(["curl", "-6", "-sS", "-w", "\n%{local_port}", "--cacert", CA,
+        r = self.run_in_root(["curl", "-6", "-sS", "-w", "\n%{local_port}", "--cacert", FIXTURES.ca,
                               f"https://{net.API}/arm64-six"], self.env())
         connects = self.assert_tunnelled(r, "/arm64-six", "curl", nonblocking=True)
         # The synthetic IPv6 address (curl asks for any family and keeps the IPv6 one).
@@ -300,7 +296,7 @@ class FailsClosed(ShimTest):
 
     @classmethod
     def setUpClass(cls):
-        proxy = net.connect_proxy(W, name="faults", maps=[f"*={net.UPSTREAM_IP}"],
+        proxy = net.connect_proxy(FIXTURES.dir, name="faults", maps=[f"*={net.UPSTREAM_IP}"],
                                   faults_for=[f"{h}.{FAULT_DOMAIN}={m}" for h, m in FAULTS.items()]).__enter__()
         cls.addClassCleanup(proxy.__exit__, None, None, None)
         cls.proxy_url = f"http://127.0.0.1:{proxy.ports[0]}"
@@ -338,7 +334,7 @@ class FailsClosed(ShimTest):
         # Without the engine there is no fake DNS: the client connects the synthetic address itself.
         self.assertTrue(os.path.isfile(ENGINE), f"no x86-64 engine at {ENGINE}: build it (ninja -C {os.path.dirname(ENGINE)})")
         addr = next(a for a in SYNTHETIC[f"ok.{FAULT_DOMAIN}"] if ":" not in a)
-        for name, core, why in [("missing", os.path.join(W, "no-such-engine.so"), "No such file"),
+        for name, core, why in [("missing", os.path.join(FIXTURES.dir, "no-such-engine.so"), "No such file"),
                                 ("x86-64", ENGINE, "built for another architecture (ELF machine 62, this is 183)")]:
             with self.subTest(engine=name):
                 if os.path.exists(self.trace):
@@ -365,7 +361,7 @@ class CopilotEndToEnd(ShimTest):
 
     @classmethod
     def setUpClass(cls):
-        cls.fw = Firewall(os.path.join(W, "fw"), copilot=runtime("copilot-1.0.102-arm64")).__enter__()
+        cls.fw = Firewall(os.path.join(FIXTURES.dir, "fw"), copilot=runtime("copilot-1.0.102-arm64")).__enter__()
         cls.addClassCleanup(cls.fw.__exit__, None, None, None)
         cls.proxy_url = cls.fw.squid.proxy_url
 

@@ -36,17 +36,12 @@ not_under_sanitizer = unittest.skipIf(SANITIZER, "runs arm64 programs under qemu
 PATCHABLE = os.path.join(arm64.PROGRAMS_AARCH64, "patchable_ssl")
 SHORT_SSL = os.path.join(arm64.PROGRAMS_AARCH64, "short_ssl")
 FIXTURES = arm64.Fixtures("awfshim-arm64tap-", [net.API])
-W = None      # FIXTURES.dir: module scratch dir, bound into the root at its own path
-CA = None     # FIXTURES.ca
-SQUID = None  # FIXTURES.squid, port 3129: the Copilot test's Firewall runs its own Squid on 3128
 
 
 def setUpModule():
-    global W, CA, SQUID
     if SANITIZER:
         return
     FIXTURES.start()
-    W, CA, SQUID = FIXTURES.dir, FIXTURES.ca, FIXTURES.squid
 
 
 def tearDownModule():
@@ -58,17 +53,17 @@ class InRoot(unittest.TestCase):
 
     def setUp(self):
         arm64.aarch64_build()
-        self.dir = tempfile.mkdtemp(prefix="t-", dir=W)
+        self.dir = tempfile.mkdtemp(prefix="t-", dir=FIXTURES.dir)
         self.trace = os.path.join(self.dir, "trace.jsonl")
 
     def env(self, **extra):
-        return arm64.shim_env(self.dir, self.trace, AWF_SHIM_PROXY=SQUID.proxy_url, GH_HOST=net.TENANT, **extra)
+        return arm64.shim_env(self.dir, self.trace, AWF_SHIM_PROXY=FIXTURES.squid.proxy_url, GH_HOST=net.TENANT, **extra)
 
     def events(self, ev):
         return [e for e in read_trace(self.trace) if e["ev"] == ev]
 
     def run_in_root(self, argv, env=None):
-        return arm64.run_in_root(argv, env=env or self.env(), binds=[W])
+        return arm64.run_in_root(argv, env=env or self.env(), binds=[FIXTURES.dir])
 
 
 @not_under_sanitizer
@@ -79,13 +74,13 @@ class NodeTap(InRoot):
 
     def setUp(self):
         super().setUp()
-        self.squid_mark = len(SQUID.settled_log())
+        self.squid_mark = len(FIXTURES.squid.settled_log())
 
     def node(self, script, *args, **env):
         """test_tap.Tap.node, with the arm64 Node in the root."""
         node = runtime("node-24-arm64")
         self.assertEqual(arm64.elf_machine(node), arm64.EM_AARCH64)
-        r = self.run_in_root([node, "-e", script, *args], self.env(NODE_EXTRA_CA_CERTS=CA, **env))
+        r = self.run_in_root([node, "-e", script, *args], self.env(NODE_EXTRA_CA_CERTS=FIXTURES.ca, **env))
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stderr, "")
         return r.stdout
@@ -95,7 +90,7 @@ class NodeTap(InRoot):
         # keep-alive connection is an `http` event, the first too (written inside SSL_read).
         test_tap.Tap.test_node_static_openssl_is_patched_and_sees_the_first_request(self)
         self.assertEqual([(e["method"], e["url"], e["status"], e["squid_status"])
-                          for e in SQUID.settled_log()[self.squid_mark:]],
+                          for e in FIXTURES.squid.settled_log()[self.squid_mark:]],
                          [("CONNECT", f"{net.API}:443", 200, "TCP_TUNNEL")])
 
     @full_suite
@@ -157,7 +152,7 @@ class TapOnCopilot(unittest.TestCase):
 
     def setUp(self):
         arm64.aarch64_build()
-        self.dir = tempfile.mkdtemp(prefix="e2e-tap-", dir=W)
+        self.dir = tempfile.mkdtemp(prefix="e2e-tap-", dir=FIXTURES.dir)
         self.fw = FirewallInRoot(Firewall(self.dir).__enter__())
         self.addCleanup(self.fw.__exit__, None, None, None)
         self.trace = os.path.join(self.dir, "trace.jsonl")
