@@ -1,7 +1,6 @@
 #include "awfshim/http1.h"
 
 #include <algorithm>
-#include <deque>
 #include <string_view>
 #include <utility>
 
@@ -14,39 +13,23 @@
 #include "awfshim/body_summary.h"
 #include "awfshim/redact.h"
 #include "http1_body.h"
+#include "http1_exchanges.h"
 #include "http1_head.h"
 #include "sse_usage.h"
 
 namespace awfshim {
 namespace {
 
-using namespace http1_detail;  // the module's parts: heads, bodies, usage
+using namespace http1_detail;  // the module's parts: heads, bodies, exchanges, usage
 
 constexpr absl::string_view kUnparsedSummary = R"({"unparsed":true})";
-
-// ---- exchanges ------------------------------------------------------------------------------
-
-struct Pending {
-  HttpExchange ex;
-  bool request_done = false;
-  bool response_done = false;
-  bool head_request = false;     // HEAD: the response has no body
-  bool connect_request = false;  // CONNECT: a 2xx response turns the connection into a tunnel
-  bool chat = false;             // to a chat endpoint: a JSON response is scanned for usage
-  bool summarize = false;        // the body is kept (up to kMaxChatBody) for its summary
-  std::string body;
-};
 
 enum class Phase { kHead, kBody };
 
 }  // namespace
 
-
 struct Http1Stream::Impl {
-  std::deque<Pending> pending;  // requests in order, until both messages ended
-  uint64_t first_seq = 0;       // sequence number of pending.front()
-  std::vector<HttpExchange> completed;
-  uint64_t dropped = 0;
+  Exchanges exchanges;
   bool stopped = false;
   bool http2 = false;
   bool http2_reported = false;
@@ -86,25 +69,6 @@ struct Http1Stream::Impl {
   std::string early;
   int64_t early_us = 0;  // when the last of it was seen
 
-  Pending& At(uint64_t seq) { return pending[static_cast<size_t>(seq - first_seq)]; }
-
-  void Emit(HttpExchange&& ex) {
-    if (completed.size() >= kMaxCompletedExchanges) {
-      dropped++;
-      return;
-    }
-    completed.push_back(std::move(ex));
-  }
-
-  // Hands out exchanges whose messages both ended, in request order.
-  void Flush() {
-    while (!pending.empty() && pending.front().request_done && pending.front().response_done) {
-      Emit(std::move(pending.front().ex));
-      pending.pop_front();
-      first_seq++;
-    }
-  }
-
   void FinishRequest(Pending& p, int64_t now_us) {
     p.request_done = true;
     p.ex.request_end_us = now_us;
@@ -142,14 +106,7 @@ struct Http1Stream::Impl {
   // Reports every exchange still open, with `problem` where it did not finish, then stops.
   // Returns how many were reported.
   size_t EmitAllAndStop(absl::string_view why, int64_t now_us) {
-    size_t n = pending.size();
-    for (Pending& p : pending) {
-      if (!(p.request_done && p.response_done) && p.ex.problem.empty()) p.ex.problem = std::string(why);
-      p.ex.end_us = std::max(p.ex.end_us, now_us);
-      Emit(std::move(p.ex));
-    }
-    first_seq += pending.size();
-    pending.clear();
+    size_t n = exchanges.CompleteAll(why, now_us);
     Stop();
     return n;
   }
@@ -170,7 +127,7 @@ struct Http1Stream::Impl {
       lone.method = Shown(line.method, kMaxMethod);
       lone.path = ShownPath(line.target);
     }
-    if (EmitAllAndStop(why, now_us) == 0) Emit(std::move(lone));
+    if (EmitAllAndStop(why, now_us) == 0) exchanges.Complete(std::move(lone));
   }
 
   void OnRequestHead(int64_t now_us) {
@@ -194,7 +151,7 @@ struct Http1Stream::Impl {
     } else if (h.content_length > 0) {
       kind = BodyReader::Kind::kLength;
     }
-    if (pending.size() >= kMaxPendingExchanges) {
+    if (exchanges.full()) {
       return GiveUp(absl::StrCat("more than ", kMaxPendingExchanges, " requests awaiting responses"), now_us);
     }
 
@@ -216,11 +173,10 @@ struct Http1Stream::Impl {
                   (h.content_type.empty() || IsJsonType(h.content_type));
     client_head.Reset();
 
-    pending.push_back(std::move(p));
-    uint64_t seq = first_seq + pending.size() - 1;
+    uint64_t seq = exchanges.Open(std::move(p));
     if (kind == BodyReader::Kind::kNone) {
-      FinishRequest(At(seq), now_us);
-      Flush();
+      FinishRequest(exchanges.At(seq), now_us);
+      exchanges.Flush();
       return;
     }
     client_body.Start(kind, h.content_length);
@@ -243,27 +199,26 @@ struct Http1Stream::Impl {
       return;
     }
 
-    // Responses answer requests in order: the first exchange without one.
-    auto it = std::find_if(pending.begin(), pending.end(), [](const Pending& p) { return !p.response_done; });
-    if (it == pending.end() && may_wait) {
+    uint64_t seq = 0;
+    Pending* answered = exchanges.FirstAwaitingResponse(&seq);
+    if (!answered && may_wait) {
       server_waiting = true;
       early_us = now_us;
       return;
     }
-    if (it == pending.end()) {
+    if (!answered) {
       // A server may answer before a request (408 before closing an idle connection).
-      if (pending.size() >= kMaxPendingExchanges) {
+      if (exchanges.full()) {
         return GiveUp(absl::StrCat("more than ", kMaxPendingExchanges, " exchanges open"), now_us);
       }
       Pending orphan;
       orphan.request_done = true;
       orphan.ex.problem = "response without a request";
       orphan.ex.request_start_us = server_head.start_us();
-      pending.push_back(std::move(orphan));
-      it = pending.end() - 1;
+      seq = exchanges.Open(std::move(orphan));
+      answered = &exchanges.At(seq);
     }
-    uint64_t seq = first_seq + static_cast<uint64_t>(it - pending.begin());
-    Pending& p = *it;
+    Pending& p = *answered;
     p.ex.status = status;
     p.ex.content_type = Shown(h.content_type, kMaxContentType);
     p.ex.sse = IsEventStream(h.content_type);
@@ -292,7 +247,7 @@ struct Http1Stream::Impl {
     }
     if (kind == BodyReader::Kind::kNone) {
       FinishResponse(p, now_us);
-      Flush();
+      exchanges.Flush();
       return;
     }
     UsageScanner::Mode mode = UsageScanner::Mode::kOff;
@@ -316,7 +271,7 @@ struct Http1Stream::Impl {
         continue;
       }
       // The body: asked even without bytes, since a length may have just been reached.
-      Pending& p = At(client_seq);
+      Pending& p = exchanges.At(client_seq);
       absl::string_view piece;
       switch (client_body.Next(&in, &piece)) {
         case BodyReader::Step::kPiece:
@@ -328,7 +283,7 @@ struct Http1Stream::Impl {
         case BodyReader::Step::kDone:
           FinishRequest(p, now_us);
           client_phase = Phase::kHead;
-          Flush();
+          exchanges.Flush();
           break;
         case BodyReader::Step::kError:
           return GiveUp(absl::StrCat("request body: ", client_body.problem()), now_us);
@@ -356,7 +311,7 @@ struct Http1Stream::Impl {
         OnResponseHead(now_us, /*may_wait=*/true);
         continue;
       }
-      Pending& p = At(server_seq);
+      Pending& p = exchanges.At(server_seq);
       absl::string_view piece;
       switch (server_body.Next(&in, &piece)) {
         case BodyReader::Step::kPiece:
@@ -366,7 +321,7 @@ struct Http1Stream::Impl {
         case BodyReader::Step::kDone:
           FinishResponse(p, now_us);
           server_phase = Phase::kHead;
-          Flush();
+          exchanges.Flush();
           break;
         case BodyReader::Step::kError:
           return GiveUp(absl::StrCat("response body: ", server_body.problem()), now_us);
@@ -389,22 +344,9 @@ struct Http1Stream::Impl {
     ServerBytes(rest, at);
   }
 
-  // Gives each exchange still open why it ended there ("<why> before the response").
-  void Unfinished(absl::string_view why) {
-    for (Pending& p : pending) {
-      if (!p.ex.problem.empty()) continue;
-      if (!p.response_done) {
-        p.ex.problem = absl::StrCat(why, p.ex.status == 0 ? " before the response" : " before the response ended");
-      } else if (!p.request_done) {
-        p.ex.problem = absl::StrCat(why, " before the request ended");
-      }
-    }
-  }
-
   size_t buffered() const {
     size_t n = client_head.size() + server_head.size() + early.size() + client_body.buffered() +
-               server_body.buffered() + usage.buffered();
-    for (const Pending& p : pending) n += p.body.size();
+               server_body.buffered() + usage.buffered() + exchanges.buffered();
     return n;
   }
 };
@@ -422,11 +364,11 @@ void Http1Stream::OnClose(int64_t now_us) {
   if (s.stopped) return;
   if (s.server_waiting) s.ReplayWaiting(/*orphan=*/true, now_us);
   if (s.server_phase == Phase::kBody && s.server_body.until_close()) {
-    s.FinishResponse(s.At(s.server_seq), now_us);
+    s.FinishResponse(s.exchanges.At(s.server_seq), now_us);
     s.server_phase = Phase::kHead;
-    s.Flush();
+    s.exchanges.Flush();
   }
-  s.Unfinished("connection closed");
+  s.exchanges.MarkUnfinished("connection closed");
   s.EmitAllAndStop("connection closed", now_us);
 }
 
@@ -435,16 +377,12 @@ void Http1Stream::OnExit(int64_t now_us) {
   if (s.stopped) return;
   if (s.server_waiting) s.ReplayWaiting(/*orphan=*/true, now_us);
   // The connection is still open: a body delimited by its close has not ended either.
-  s.Unfinished("the process exited");
-  for (Pending& p : s.pending) p.ex.incomplete = !(p.request_done && p.response_done);
+  s.exchanges.MarkUnfinished("the process exited");
+  s.exchanges.MarkIncomplete();
   s.EmitAllAndStop("the process exited", now_us);
 }
 
-std::vector<HttpExchange> Http1Stream::TakeCompleted() {
-  std::vector<HttpExchange> out;
-  out.swap(impl_->completed);
-  return out;
-}
+std::vector<HttpExchange> Http1Stream::TakeCompleted() { return impl_->exchanges.TakeCompleted(); }
 
 bool Http1Stream::is_http2() const { return impl_->http2; }
 
@@ -456,7 +394,7 @@ bool Http1Stream::TakeHttp2Detected() {
 
 bool Http1Stream::stopped() const { return impl_->stopped; }
 const std::string& Http1Stream::problem() const { return impl_->problem; }
-uint64_t Http1Stream::dropped() const { return impl_->dropped; }
+uint64_t Http1Stream::dropped() const { return impl_->exchanges.dropped(); }
 size_t Http1Stream::buffered_bytes() const { return impl_->buffered(); }
 
 }  // namespace awfshim
