@@ -42,10 +42,12 @@ Unit UnitAt(absl::string_view text, size_t pos, int rounds = kDecodings) {
   Unit u = UnitAt(text, pos, rounds - 1);
   if (u.c != '%' || u.end >= text.size()) return u;
   Unit hi = UnitAt(text, u.end, rounds - 1);
-  if (!absl::ascii_isxdigit(hi.c) || hi.end >= text.size()) return u;
+  int high = HexDigitValue(hi.c);
+  if (high < 0 || hi.end >= text.size()) return u;
   Unit lo = UnitAt(text, hi.end, rounds - 1);
-  if (!absl::ascii_isxdigit(lo.c)) return u;
-  return {static_cast<unsigned char>(HexDigitValue(hi.c) * 16 + HexDigitValue(lo.c)), lo.end, rounds};
+  int low = HexDigitValue(lo.c);
+  if (low < 0) return u;
+  return {static_cast<unsigned char>(high * 16 + low), lo.end, rounds};
 }
 
 // Whether the decoded text at `pos` starts with `want`; `*end` is where it ends.
