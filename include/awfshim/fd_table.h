@@ -31,6 +31,8 @@ class FdTable {
     return slots_[fd].exchange(value, std::memory_order_acq_rel);
   }
 
+  // The shim's own fds (the trace file, the pump's epoll): the hooks keep them open when the
+  // application closes fds in bulk, and move them aside when it dup2()s onto one.
   bool IsOwned(int fd) const { return Get(fd) == kOwned; }
   // The highest fd ever given a value, -1 before any: bounds the scans of close_range/closefrom
   // and fork's.
