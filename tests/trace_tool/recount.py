@@ -3,8 +3,8 @@
 of `summary --json` over any trace (tests/integration/trace_recount.py runs it over the traces the
 integration suite records).
 
-The goldens are the tool's own output: trace_tool_test.cc only checks that the tool still says
-the same. This checks that what it says is true, with none of its code: for every case of
+The goldens are the tool's own output: the golden test (golden_test.cc) only checks that the tool
+still says the same. This checks that what it says is true, with none of its code: for every case of
 cases.txt, it reads the input traces with the rules of README.md "Trace" and shim/tools/README.md
 (bad lines skipped and counted, files merged by time) and compares
 
