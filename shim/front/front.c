@@ -7,7 +7,6 @@
  * AF_INET/AF_INET6 socket, never before: most of the tree (bash, git, ls) never does.
  */
 #include <dlfcn.h>
-#include <link.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -21,6 +20,7 @@
 #include "awfshim/abi.h"
 #include "engine_file.h"
 #include "fail_closed.h"
+#include "next_definition.h"
 
 #define AWF_EXPORT __attribute__((visibility("default")))
 #define AWF_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -64,95 +64,12 @@ static void resolve_real_functions(void) {
 #undef AWF_HOOK_CUSTOM
 }
 
-/* Where the front itself is loaded: its own definitions are never the "next" ones. */
-static void *front_base(void) {
-  static void *base;
-  void *b = __atomic_load_n(&base, __ATOMIC_RELAXED);
-  if (!b) {
-    Dl_info self;
-    b = dladdr((void *)&front_base, &self) ? self.dli_fbase : NULL;
-    __atomic_store_n(&base, b, __ATOMIC_RELAXED);
-  }
-  return b;
-}
-
-/* The names of the loaded objects, copied by dl_iterate_phdr's callback. The loader holds its
- * lock while it calls back: calling dlopen/dladdr/dlsym there inverts the lock order against a
- * concurrent dlopen (a Python thread importing a module hung the process). So the callback only
- * copies (no object can be unloaded meanwhile); every loader call comes after it has returned,
- * by name, so an object unloaded in between is simply not found. */
-struct object_names {
-  size_t skip, seen, used;
-  bool full;
-  char text[16384]; /* NUL-separated */
-};
-
-static int collect_name(struct dl_phdr_info *info, size_t size, void *arg) {
-  (void)size;
-  struct object_names *names = arg;
-  if (names->seen < names->skip) {
-    names->seen++;
-    return 0;
-  }
-  size_t len = strlen(info->dlpi_name);
-  if (names->used + len + 1 > sizeof names->text) {
-    names->full = true; /* this one starts the next pass */
-    return 1;
-  }
-  names->seen++;
-  if (len) { /* the executable has no name: its own definitions are never interposed */
-    memcpy(names->text + names->used, info->dlpi_name, len + 1);
-    names->used += len + 1;
-  }
-  return 0;
-}
-
-/* `name` as the object `object` (a path) sees it: its own definition or its dependencies' (dlsym
- * on an object's handle searches its dependency list); never the front's, never loads anything.
- * A definition found is kept loaded: the reference RTLD_NOLOAD took is not given back, so the
- * pointer the front keeps cannot outlive its library (a concurrent dlclose unmapped one). */
-static void *definition_in(const char *object, const char *name) {
-  void *handle = dlopen(object, RTLD_LAZY | RTLD_NOLOAD);
-  if (!handle) return NULL;
-  void *sym = dlsym(handle, name);
-  Dl_info home;
-  if (sym && !(dladdr(sym, &home) && home.dli_fbase == front_base())) return sym;
-  dlclose(handle);
-  return NULL;
-}
-
-/* `name` as the caller at `site` is linked: the site's object is running, so it stays loaded. */
-static void *definition_seen_from(const void *site, const char *name) {
-  Dl_info object;
-  if (!dladdr(site, &object) || !object.dli_fname || !object.dli_fname[0] || object.dli_fbase == front_base())
-    return NULL;
-  return definition_in(object.dli_fname, name);
-}
-
-/* The next definition of `name`. A library loaded with RTLD_LOCAL after start (Python's _ssl
- * brings libssl that way) is outside RTLD_NEXT's reach: look through the loaded objects, never
- * loading one. */
-static void *next_definition(const char *name) {
-  void *sym = dlsym(RTLD_NEXT, name);
-  if (sym) return sym;
-  struct object_names names = {0};
-  do {
-    names.skip = names.seen;
-    names.seen = names.used = 0;
-    names.full = false;
-    dl_iterate_phdr(collect_name, &names);
-    for (size_t at = 0; at < names.used; at += strlen(names.text + at) + 1)
-      if ((sym = definition_in(names.text + at, name))) return sym;
-  } while (names.full);
-  return NULL;
-}
-
 /* A hook can run before the constructor (another library's constructor made the call), or find
  * its library loaded only later. */
 static inline void *real_or_find(void **slot, const char *name) {
   void *fn = __atomic_load_n(slot, __ATOMIC_RELAXED);
   if (AWF_LIKELY(fn)) return fn;
-  fn = next_definition(name);
+  fn = awf_next_definition(name);
   __atomic_store_n(slot, fn, __ATOMIC_RELAXED);
   return fn;
 }
@@ -281,7 +198,7 @@ static const struct awf_engine *open_engine(void) {
       .environ_at_start = g_environ_at_start,
       .exe = program_invocation_short_name,
       .front_path = front_path,
-      .next_definition = next_definition,
+      .next_definition = awf_next_definition,
       .at_start = g_loading_at_start,
   };
   return attach(&info); /* on failure the engine has said why */
@@ -353,7 +270,7 @@ static void *ssl_definition_for(struct ssl_sites *sites, const char *name, void 
    * first (curl's libssl; another preload's SSL_write), else the caller's own dependencies (a
    * module loaded RTLD_LOCAL with the libssl it links). */
   void *fn = dlsym(RTLD_NEXT, name);
-  if (!fn) fn = definition_seen_from(site, name);
+  if (!fn) fn = awf_definition_seen_from(site, name);
   if (!fn) fn = fallback;
   unsigned i = __atomic_load_n(&sites->used, __ATOMIC_RELAXED);
   while (i < AWF_SSL_SITES && !__atomic_compare_exchange_n(&sites->used, &i, i + 1, false, __ATOMIC_ACQ_REL,
