@@ -9,14 +9,18 @@
 namespace awfshim::tracetool {
 namespace {
 
+// A query component as a form decodes it: '+' is a space, %XX a byte; a '%' without two hex
+// digits after it stays as it is.
 std::string Decode(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
+    const int high = s[i] == '%' && i + 2 < s.size() ? HexDigitValue(s[i + 1]) : -1;
+    const int low = high >= 0 ? HexDigitValue(s[i + 2]) : -1;
     if (s[i] == '+') {
       out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() && HexDigitValue(s[i + 1]) >= 0 && HexDigitValue(s[i + 2]) >= 0) {
-      out += static_cast<char>(HexDigitValue(s[i + 1]) * 16 + HexDigitValue(s[i + 2]));
+    } else if (low >= 0) {
+      out += static_cast<char>(high * 16 + low);
       i += 2;
     } else {
       out += s[i];

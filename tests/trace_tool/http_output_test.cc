@@ -90,6 +90,24 @@ TEST(TraceTool, HarWithoutHttpEventsHasNoEntriesAndSaysSo) {
   ExpectValidHar(ReadFile(tmp / "h.har"), 0);
 }
 
+// The query string as a form decodes it: '+' a space, %XX a byte; a '%' without two hex digits
+// after it is kept as it is, at the end of the string too.
+TEST(TraceTool, HarQueryStringDecodesOnlyWholeEscapes) {
+  TempDir tmp;
+  WriteFile(tmp / "t.jsonl",
+            "{\"ts\":\"2026-11-28T19:05:10.100000Z\",\"pid\":5,\"tid\":5,\"exe\":\"node\",\"ev\":\"http\","
+            "\"method\":\"GET\",\"host\":\"h\",\"path\":\"/p?a=%zz&b=%4&e=%4z&c=x+y%41%2b&d=%\",\"status\":200,"
+            "\"ms\":1.0}\n");
+  Result r = RunTool({"har", tmp / "t.jsonl", "-o", "-"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  ExpectValidHar(r.out, 1);
+  EXPECT_NE(r.out.find("\"queryString\":[{\"name\":\"a\",\"value\":\"%zz\"},{\"name\":\"b\",\"value\":\"%4\"},"
+                       "{\"name\":\"e\",\"value\":\"%4z\"},"
+                       "{\"name\":\"c\",\"value\":\"x yA+\"},{\"name\":\"d\",\"value\":\"%\"}]"),
+            std::string::npos)
+      << r.out;
+}
+
 // ---- percentiles -------------------------------------------------------------------------------
 
 std::string HttpLine(int i, double ms) {
