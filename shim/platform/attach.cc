@@ -4,10 +4,8 @@
 
 #include <fcntl.h>
 #include <pthread.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -25,7 +23,10 @@ awf_functions g_hooks_table;
 awf_engine g_published;
 
 constexpr size_t kMaxConfigBytes = 1 << 20;
-constexpr unsigned kMaxTrackedFds = 1 << 20;
+// Every fd number the kernel hands out under its default fs.nr_open. The fd limits of the moment
+// would not do: an fd inherited or made before the process lowered its limit stays usable above
+// it. Reserved, not committed: only the pages of fds in use are ever touched.
+constexpr unsigned kTrackedFds = 1 << 20;
 
 // stderr is the application's: scrubbed like the trace, whatever a message quotes.
 void Say(absl::string_view message) {
@@ -69,12 +70,6 @@ StatusOr<std::string> ReadWholeFile(const std::string& path) {
   }
   real().close(fd);
   return content;
-}
-
-unsigned TrackedFdLimit() {
-  struct rlimit rl;
-  rlim_t limit = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_max : 65536;
-  return static_cast<unsigned>(std::clamp<rlim_t>(limit, 1024, kMaxTrackedFds));
 }
 
 void EmitInit(const Engine& e) {
@@ -174,7 +169,7 @@ extern "C" __attribute__((visibility("default"))) const awf_engine* awfshim_engi
   e->exe = front->exe ? front->exe : "";
   e->pid = getpid();
   e->settings = BuildSettings(CopyEnvironment(front->environ_at_start), ReadWholeFile);
-  if (!e->fds.Init(TrackedFdLimit())) {
+  if (!e->fds.Init(kTrackedFds)) {
     Say("cannot reserve the fd table; failing closed: TCP connections other than to loopback and the proxy are refused");
     return nullptr;
   }

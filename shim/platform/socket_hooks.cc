@@ -138,6 +138,11 @@ int StartTunnel(int fd, const sockaddr* addr, Route route, bool nonblocking) {
     route.refuse_errno = ENETUNREACH;
     return Refuse(fd, addr, route, nonblocking);
   }
+  if (!engine().fds.in_range(fd)) {  // only where fs.nr_open was raised past the table
+    route.reason = absl::StrCat("fd ", fd, " is past the ", engine().fds.size(),
+                                " fds the shim follows: a tunnel on it would go unwatched");
+    return Refuse(fd, addr, route, nonblocking);
+  }
   const ProxyEndpoint& proxy = ResolveProxy();
   sockaddr_storage proxy_addr;
   socklen_t proxy_len = 0;

@@ -130,6 +130,29 @@ class RealClientsThroughSquid(RoutingTest):
         self.assertEqual((child["bytes_out"], child["bytes_in"]), (6, 6))
         self.assertEqual((parent["bytes_out"], parent["bytes_in"]), (18, 18))
 
+    def test_a_socket_above_the_processs_own_fd_limit(self):
+        # An fd inherited or made before the process lowered its limit stays usable above it (a
+        # supervisor passing sockets down, a program dropping its limit once started): the
+        # engine, attaching later, must follow it like any other.
+        code = ("import os, resource, socket, ssl\n"
+                "s = socket.socket()\n"
+                "os.dup2(s.fileno(), 5000); s.close()\n"
+                "resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024))\n"
+                "s = socket.socket(fileno=5000)\n"
+                f"s.connect(('{net.API}', 443))\n"  # the first lookup: the engine attaches now
+                f"t = ssl.create_default_context().wrap_socket(s, server_hostname='{net.API}')\n"
+                f"t.sendall(b'GET /high-fd HTTP/1.1\\r\\nHost: {net.API}\\r\\nConnection: close\\r\\n\\r\\n')\n"
+                "reply = b''\n"
+                "while chunk := t.recv(65536): reply += chunk\n"
+                "print(reply.split(b'\\r\\n\\r\\n', 1)[1].decode()); print(t.getsockname()[1])\n")
+        r = run([PYTHON, "-c", code], env=self.env())
+        self.assert_tunnelled(r, "/high-fd")
+        self.assertEqual([e["fd"] for e in self.events("connect")], [5000])
+        closes = self.events("close")  # the shim saw the connection through: its bytes are counted
+        self.assertEqual([c["fd"] for c in closes], [5000], closes)
+        self.assertGreater(closes[0]["bytes_out"], 500)
+        self.assertGreater(closes[0]["bytes_in"], 500)
+
     def test_curl_ipv6_only(self):
         r = run(["curl", "-6", "-sS", "-w", "\n%{local_port}", "--cacert", CA, f"https://{net.API}/six"],
                 env=self.env())
