@@ -122,6 +122,26 @@ class InertMode(TempDirTest):
         self.assertEqual(r.stdout.strip().splitlines()[-1], "1", "no thread started")
         self.assertFalse(os.path.exists(trace), "no file written")
 
+    def test_only_a_routed_name_starts_a_thread(self):
+        # The engine loads at the first lookup, routed or not, but only a routed name starts the
+        # pump: a process that never resolves one keeps its single thread (what unshare(2) and
+        # setns(2) into a user namespace require; README, Host safety).
+        env = shim_env(AWF_SHIM="1", AWF_SHIM_PROXY="http://127.0.0.1:9", GH_HOST="contoso-aw.ghe.com")
+        code = ("import os, socket, time\n"
+                "def state(threads):\n"
+                "    for _ in range(200):  # the pump names itself once it runs\n"
+                "        comms = [open(f'/proc/self/task/{t}/comm').read().strip() for t in os.listdir('/proc/self/task')]\n"
+                "        if len(comms) >= threads and 'python3' not in comms[1:]: break\n"
+                "        time.sleep(0.01)\n"
+                "    return 'libawfshim-core.so' in open('/proc/self/maps').read(), sorted(comms)\n"
+                "socket.getaddrinfo('localhost', 80)\n"
+                "print(state(1))\n"
+                "socket.getaddrinfo('api.contoso-aw.ghe.com', 443)\n"
+                "print(state(2))\n")
+        r = run([PYTHON, "-c", code], env=env)
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        self.assertEqual(r.stdout.splitlines(), ["(True, ['python3'])", "(True, ['awfshim-pump', 'python3'])"])
+
     def test_environment_is_unchanged(self):
         env = shim_env(AWF_SHIM="1", HTTPS_PROXY="http://127.0.0.1:3128")
         # os.environ is Python's copy from before the engine loaded (at the first name lookup):
