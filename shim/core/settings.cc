@@ -233,7 +233,13 @@ class Builder {
       }
     }
     StatusOr<std::string> hosts = read_file_("/etc/hosts");
-    if (!hosts.ok()) return;  // nothing more to learn
+    if (!hosts.ok()) {  // no file: nothing more to learn; one that cannot be read is worth a word
+      if (hosts.status().code() != StatusCode::kNotFound) {
+        s_.warnings.push_back(absl::StrCat("/etc/hosts: ", hosts.status().message(),
+                                           ": routed names it maps to loopback or a proxy may be tunnelled"));
+      }
+      return;
+    }
     struct HostsLine {
       std::string addr_text;
       sockaddr_storage addr;

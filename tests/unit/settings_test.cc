@@ -295,6 +295,20 @@ TEST(Settings, LoopbackAndProxyNamesAreNeverTunnelledEvenWithRouteStar) {
   EXPECT_TRUE(Bypasses(s, AF_INET, "172.30.0.10"));
 }
 
+// A hosts file that cannot be read (the engine reads at most 1 MiB: a blocklist can be larger)
+// teaches nothing, and the init event says so; one that is not there is no news.
+TEST(Settings, AnUnreadableHostsFileIsAWarning) {
+  const Environment env = {{"AWF_SHIM_PROXY", "http://127.0.0.1:3128"}, {"GH_HOST", "contoso.ghe.com"}};
+  Settings big = BuildSettings(env, [](const std::string& path) -> StatusOr<std::string> {
+    if (path == "/etc/hosts") return ResourceExhaustedError("larger than 1 MiB");
+    return NotFoundError("cannot open: No such file or directory");
+  });
+  EXPECT_EQ(Errors(big), "");
+  EXPECT_EQ(Warnings(big), "/etc/hosts: larger than 1 MiB: routed names it maps to loopback or a proxy may be tunnelled\n");
+  EXPECT_TRUE(big.rules.RoutesName("api.contoso.ghe.com"));
+  EXPECT_EQ(Warnings(Build(env)), "");  // no /etc/hosts at all
+}
+
 TEST(Settings, TenantUrlSchemeIsCaseInsensitive) {
   Settings s = Build({{"AWF_SHIM_PROXY", "http://127.0.0.1:3128"}, {"GITHUB_SERVER_URL", "HTTPS://Contoso.GHE.com/"}});
   EXPECT_EQ(Errors(s), "");
