@@ -37,6 +37,8 @@ Conn* ConnPool::Acquire() {
   c->peer = {};
   c->peer_len = 0;
   c->nonblocking = false;
+  c->proxy = nullptr;
+  c->proxy_at = c->proxy_tries = 0;
   c->request.clear();
   c->request_sent = 0;
   c->held.clear();

@@ -19,6 +19,8 @@
 
 namespace awfshim {
 
+struct ProxyEndpoint;
+
 enum class ConnKind : uint8_t {
   kTunnel,      // routed: the fd is connected to the proxy and the shim speaks CONNECT
   kAppProxied,  // the application connected to the proxy itself: its bytes are left alone
@@ -52,6 +54,9 @@ struct Conn {
   socklen_t peer_len = 0;
   bool nonblocking = false;
 
+  // The proxy's addresses (never freed), the one this tunnel connects to, and how many it tried.
+  const ProxyEndpoint* proxy = nullptr;
+  unsigned proxy_at = 0, proxy_tries = 0;
   std::string request;  // the CONNECT request and how much of it is on the wire
   size_t request_sent = 0;
   std::string held;     // application bytes written before the tunnel opened

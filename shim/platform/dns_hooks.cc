@@ -52,7 +52,7 @@ int Families(int requested, int out[2]) {
   int first = AF_INET;
   if (engine().settings.proxy) {
     const ProxyEndpoint& p = ResolveProxy();
-    if (p.error.empty() && p.addr.ss_family == AF_INET6) first = AF_INET6;
+    if (p.error.empty() && p.Preferred().addr.ss_family == AF_INET6) first = AF_INET6;
   }
   out[0] = first;
   out[1] = first == AF_INET ? AF_INET6 : AF_INET;

@@ -1,10 +1,11 @@
-// Where the proxy is: its address resolved once, and in the form each socket can connect to.
+// Where the proxy is: its addresses resolved once, and in the form each socket can connect to.
 #include "proxy_endpoint.h"
 
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <mutex>
@@ -38,37 +39,26 @@ const ProxyEndpoint& ResolveProxy() {
   if (rc != 0 || !res) {
     p->error = absl::StrCat("cannot resolve the proxy '", url.host, "': ", gai_strerror(rc));
   } else {
-    std::memcpy(&p->addr, res->ai_addr, res->ai_addrlen);
-    p->len = res->ai_addrlen;
+    for (const addrinfo* ai = res; ai && p->addrs.size() < ProxyEndpoint::kMaxAddresses; ai = ai->ai_next) {
+      if (ai->ai_addrlen > sizeof(sockaddr_storage)) continue;
+      ProxyAddress a;
+      std::memcpy(&a.addr, ai->ai_addr, ai->ai_addrlen);
+      a.len = ai->ai_addrlen;
+      auto same = [&a](const ProxyAddress& b) { return b.len == a.len && std::memcmp(&b.addr, &a.addr, a.len) == 0; };
+      if (std::none_of(p->addrs.begin(), p->addrs.end(), same)) p->addrs.push_back(a);
+    }
     freeaddrinfo(res);
+    if (p->addrs.empty()) p->error = absl::StrCat("cannot resolve the proxy '", url.host, "': no usable address");
   }
   g_endpoint = p;
   return *g_endpoint;
 }
 
-bool ProxyAddressFor(int fd, int socket_family, const ProxyEndpoint& p, sockaddr_storage* out, socklen_t* len,
+bool ProxyAddressFor(int fd, int socket_family, const ProxyAddress& a, sockaddr_storage* out, socklen_t* len,
                      std::string* why) {
-  const sockaddr* pa = reinterpret_cast<const sockaddr*>(&p.addr);
-  if (pa->sa_family == socket_family) {
-    std::memcpy(out, &p.addr, p.len);
-    *len = p.len;
-    return true;
-  }
-  if (socket_family == AF_INET6 && pa->sa_family == AF_INET) {
-    int v6only = 0;
-    socklen_t l = sizeof v6only;
-    if (real().getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &l) == 0 && !v6only) {
-      auto* m = reinterpret_cast<sockaddr_in6*>(out);
-      std::memset(out, 0, sizeof *out);
-      m->sin6_family = AF_INET6;
-      m->sin6_port = reinterpret_cast<const sockaddr_in*>(pa)->sin_port;
-      m->sin6_addr.s6_addr[10] = m->sin6_addr.s6_addr[11] = 0xff;
-      std::memcpy(m->sin6_addr.s6_addr + 12, &reinterpret_cast<const sockaddr_in*>(pa)->sin_addr, 4);
-      *len = sizeof(sockaddr_in6);
-      return true;
-    }
-  }
+  if (AddressForSocket(real(), fd, socket_family, a, out, len)) return true;
   // Another family: a fresh socket takes over the fd number.
+  const sockaddr* pa = reinterpret_cast<const sockaddr*>(&a.addr);
   int status = real().fcntl(fd, F_GETFL, nullptr);
   int fdflags = real().fcntl(fd, F_GETFD, nullptr);
   int fresh = socket(pa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -84,8 +74,8 @@ bool ProxyAddressFor(int fd, int socket_family, const ProxyEndpoint& p, sockaddr
     *why = absl::StrCat("cannot replace the socket: ", std::strerror(errno));
     return false;
   }
-  std::memcpy(out, &p.addr, p.len);
-  *len = p.len;
+  std::memcpy(out, &a.addr, a.len);
+  *len = a.len;
   return true;
 }
 

@@ -63,10 +63,13 @@ uint16_t PortOf(const sockaddr* addr) {
 }
 
 bool SameEndpoint(const sockaddr* a, const ProxyEndpoint& p) {
-  if (!p.error.empty() || p.len == 0) return false;
   auto ka = AddrKey::From(a);
-  auto kp = AddrKey::From(reinterpret_cast<const sockaddr*>(&p.addr));
-  return ka && kp && *ka == *kp && PortOf(a) == PortOf(reinterpret_cast<const sockaddr*>(&p.addr));
+  if (!ka || !p.error.empty()) return false;
+  for (const ProxyAddress& pa : p.addrs) {
+    const sockaddr* s = reinterpret_cast<const sockaddr*>(&pa.addr);
+    if (auto kp = AddrKey::From(s); kp && *ka == *kp && PortOf(a) == PortOf(s)) return true;
+  }
+  return false;
 }
 
 Route Decide(const sockaddr* addr) {
@@ -147,7 +150,8 @@ int StartTunnel(int fd, const sockaddr* addr, Route route, bool nonblocking) {
   sockaddr_storage proxy_addr;
   socklen_t proxy_len = 0;
   std::string why = proxy.error;
-  if (!why.empty() || !ProxyAddressFor(fd, addr->sa_family, proxy, &proxy_addr, &proxy_len, &why)) {
+  const unsigned proxy_at = proxy.addrs.empty() ? 0 : proxy.preferred.load() % proxy.addrs.size();
+  if (!why.empty() || !ProxyAddressFor(fd, addr->sa_family, proxy.addrs[proxy_at], &proxy_addr, &proxy_len, &why)) {
     route.reason = why;
     return Refuse(fd, addr, route, nonblocking);
   }
@@ -160,6 +164,9 @@ int StartTunnel(int fd, const sockaddr* addr, Route route, bool nonblocking) {
   c->peer_len = addr->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
   std::memcpy(&c->peer, addr, c->peer_len);
   c->nonblocking = nonblocking;
+  c->proxy = &proxy;
+  c->proxy_at = proxy_at;
+  c->proxy_tries = 1;
   c->request = BuildConnectRequest(HostPort(route.host, c->port), s.proxy->user, s.proxy->password);
   c->phase.store(Phase::kProxyConnecting);
   c->inspecting = WantsInspection(ConnKind::kTunnel, c->port);
@@ -175,8 +182,9 @@ int StartTunnel(int fd, const sockaddr* addr, Route route, bool nonblocking) {
   int err = errno;
   if (!nonblocking) real().fcntl(fd, F_SETFL, reinterpret_cast<void*>(static_cast<intptr_t>(status)));
   Wait wait = Wait::kSettled;
-  if (rc < 0 && err != EINPROGRESS) {
-    engine().tunnels.Fail(*c, err, absl::StrCat("cannot reach the proxy: ", std::strerror(err)));
+  if (rc < 0 && err != EINPROGRESS) engine().tunnels.ProxyUnreachable(*c, err);  // the next address, or failed
+  if (c->phase.load() == Phase::kFailed) {
+    // ConnectResult reports the failure
   } else if (!nonblocking) {
     wait = WaitForHandshake(*c, lock, own_deadline_us, signals.mask());
   } else {

@@ -1,6 +1,7 @@
 // The CONNECT handshake's steps on a tunnelled fd (tunnel.h), through the real functions handed in.
 #include "tunnel.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -9,6 +10,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "proxy_addresses.h"
 #include "shim_scope.h"
 
 namespace awfshim {
@@ -37,6 +39,12 @@ bool Restarts(bool own_timeout, const sigset_t* mask) {
   return true;
 }
 
+// Errors that say the address was wrong, not the proxy: another of its addresses may do.
+bool AnotherAddressMayDo(int err) {
+  return err == ECONNREFUSED || err == ENETUNREACH || err == EHOSTUNREACH || err == EADDRNOTAVAIL ||
+         err == EAFNOSUPPORT || err == ETIMEDOUT;
+}
+
 }  // namespace
 
 bool Tunnels::ProxyConnected(Conn& c) const {
@@ -46,10 +54,38 @@ bool Tunnels::ProxyConnected(Conn& c) const {
   socklen_t len = sizeof err;
   if (real_.getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
   if (err) {
-    Fail(c, err, absl::StrCat("cannot reach the proxy: ", std::strerror(err)));
+    ProxyUnreachable(c, err);
     return false;
   }
+  if (c.proxy) c.proxy->preferred.store(c.proxy_at, std::memory_order_relaxed);
   return true;
+}
+
+void Tunnels::ProxyUnreachable(Conn& c, int err) const {
+  const ProxyEndpoint* p = c.proxy;
+  int family = 0;
+  socklen_t flen = sizeof family;
+  if (p && real_.getsockopt(c.fd, SOL_SOCKET, SO_DOMAIN, &family, &flen) != 0) family = 0;
+  while (p && family && AnotherAddressMayDo(err) && c.proxy_tries < p->addrs.size()) {
+    c.proxy_at = (c.proxy_at + 1) % p->addrs.size();
+    c.proxy_tries++;
+    sockaddr_storage to;
+    socklen_t to_len = 0;
+    if (!AddressForSocket(real_, c.fd, family, p->addrs[c.proxy_at], &to, &to_len)) continue;
+    // Never blocking, as the first connect: the socket goes back to the application's mode at once.
+    int status = real_.fcntl(c.fd, F_GETFL, nullptr);
+    bool blocking = status >= 0 && !(status & O_NONBLOCK);
+    if (blocking) real_.fcntl(c.fd, F_SETFL, reinterpret_cast<void*>(static_cast<intptr_t>(status | O_NONBLOCK)));
+    int rc = real_.connect(c.fd, reinterpret_cast<sockaddr*>(&to), to_len);
+    // After a connect that failed on its own, Linux first answers ECONNABORTED, then connects.
+    if (rc < 0 && errno == ECONNABORTED) rc = real_.connect(c.fd, reinterpret_cast<sockaddr*>(&to), to_len);
+    int connect_err = errno;
+    if (blocking) real_.fcntl(c.fd, F_SETFL, reinterpret_cast<void*>(static_cast<intptr_t>(status)));
+    if (rc == 0 || connect_err == EINPROGRESS) return;  // still kProxyConnecting: Advance goes on
+    err = connect_err;
+  }
+  std::string where = c.proxy_tries > 1 ? absl::StrCat(" at any of its ", c.proxy_tries, " addresses") : "";
+  Fail(c, err, absl::StrCat("cannot reach the proxy", where, ": ", std::strerror(err)));
 }
 
 bool Tunnels::SendRequest(Conn& c) const {

@@ -54,6 +54,11 @@ class Tunnels {
   // the socket down so that anyone waiting on it wakes up.
   void Fail(Conn& c, int err, std::string why) const;
 
+  // The TCP connect to the proxy's address c.proxy_at failed with `err`: connects the same socket
+  // to the next of the proxy's addresses, as `curl -x` goes through a name's addresses, or fails
+  // the tunnel once none is left (or the error is not about the address).
+  void ProxyUnreachable(Conn& c, int err) const;
+
  private:
   bool ProxyConnected(Conn& c) const;
   bool SendRequest(Conn& c) const;

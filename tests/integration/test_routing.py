@@ -9,7 +9,8 @@ import tempfile
 import unittest
 
 import net
-from harness import FRONT, PROGRAMS, PYTHON, TempDirTest, assert_client_tunnel, read_trace, run, runtime, shim_env
+from harness import (FRONT, PROGRAMS, PYTHON, TempDirTest, assert_client_tunnel, read_trace, run, runtime, shim_env,
+                     with_hosts_file)
 from squid import Squid
 
 NETCLIENT = os.path.join(PROGRAMS, "netclient")
@@ -215,6 +216,49 @@ class RealClientsThroughSquid(RoutingTest):
         self.assertEqual(r.returncode, 0, r.stderr)
         asked, peer = r.stdout.strip().split(") (")
         self.assertEqual(asked + ")", "(" + peer)
+
+
+class ProxyWithSeveralAddresses(RoutingTest):
+    """The proxy named by a name with several addresses, the first where nothing listens: ::1, then
+    127.0.0.1, where Squid is (localhost in Docker's and Ubuntu's /etc/hosts). curl -x goes on to
+    the next address; the shim used to stop at the first (ECONNREFUSED for every routed host)."""
+    proxy_url = "http://proxy.dual:3128"
+
+    def setUp(self):
+        super().setUp()
+        self.hosts = self.path("hosts")
+        with open(self.hosts, "w") as f:
+            f.write("127.0.0.1 localhost\n::1 proxy.dual\n127.0.0.1 proxy.dual\n")
+        os.chmod(self.hosts, 0o644)
+
+    def assert_tunnelled(self, r, path):
+        assert_client_tunnel(self, r, path, self.squid_entries, net.API)
+        self.assertEqual([(t["proxy"], t["result"]) for t in self.events("tunnel")], [("proxy.dual:3128", "open")])
+
+    def test_curl_and_curl_x_alike(self):
+        native = run(with_hosts_file(self.hosts, "curl", "-sS", "-x", self.proxy_url, "--cacert", CA, "-o", "/dev/null",
+                                     f"https://{net.API}/native"), env=shim_env(preload=False))
+        self.assertEqual(native.returncode, 0, native.stderr)
+        r = run(with_hosts_file(self.hosts, "curl", "-sS", "-w", "\n%{local_port}", "--cacert", CA,
+                                f"https://{net.API}/curl"), env=self.env())
+        self.assert_tunnelled(r, "/curl")
+
+    def test_python_blocking_connect(self):
+        code = (f"import urllib.request; r = urllib.request.urlopen('https://{net.API}/py');"
+                "port = r.fp.raw._sock.getsockname()[1];"
+                "print(r.read().decode()); print(port)")
+        self.assert_tunnelled(run(with_hosts_file(self.hosts, PYTHON, "-c", code), env=self.env()), "/py")
+
+    def test_no_address_answers(self):
+        r = run(with_hosts_file(self.hosts, "curl", "-sS", "--cacert", CA, f"https://{net.API}/none"),
+                env=self.env(AWF_SHIM_PROXY="http://proxy.dual:9"))
+        self.assertEqual(r.returncode, 7, r.stderr)  # couldn't connect
+        # One tunnel per address curl was given for the host (IPv6, then IPv4), each trying both of
+        # the proxy's.
+        tunnels = self.events("tunnel")
+        self.assertEqual({(t["result"], t["errno"], t["reason"]) for t in tunnels},
+                         {("failed", "ECONNREFUSED", "cannot reach the proxy at any of its 2 addresses: Connection refused")})
+        self.assertEqual(len(tunnels), 2, tunnels)
 
 
 class NodeReusesFdNumbers(RoutingTest):
