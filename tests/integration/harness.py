@@ -168,19 +168,24 @@ SANITIZER_INCOMPATIBLE = {
 }
 
 
-def _skip_if_incompatible(cmd, env):
-    if not SANITIZER_PRELOAD or SANITIZER_PRELOAD not in (env or {}).get("LD_PRELOAD", ""):
-        return
-    argv = [cmd] if isinstance(cmd, (str, bytes, os.PathLike)) else list(cmd)
-    reason = SANITIZER_INCOMPATIBLE.get(SANITIZER, {}).get(os.path.basename(os.fsdecode(argv[0])) if argv else "")
-    if reason:
-        raise unittest.SkipTest(f"under {SANITIZER} sanitizer: {reason}")
+_WITH_HOSTS = ["unshare", "-m", "--", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"']
 
 
 def with_hosts_file(hosts_file, *argv):
     """argv (or, without it, the prefix) run in a mount namespace of its own whose /etc/hosts is
     hosts_file: a bind mount nothing else sees, the machine's file left alone."""
-    return ["unshare", "-m", "--", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', hosts_file, *argv]
+    return [*_WITH_HOSTS, hosts_file, *argv]
+
+
+def _skip_if_incompatible(cmd, env):
+    if not SANITIZER_PRELOAD or SANITIZER_PRELOAD not in (env or {}).get("LD_PRELOAD", ""):
+        return
+    argv = [cmd] if isinstance(cmd, (str, bytes, os.PathLike)) else list(cmd)
+    if argv[:len(_WITH_HOSTS)] == _WITH_HOSTS:  # the program is the one the wrapper execs
+        argv = argv[len(_WITH_HOSTS) + 1:]
+    reason = SANITIZER_INCOMPATIBLE.get(SANITIZER, {}).get(os.path.basename(os.fsdecode(argv[0])) if argv else "")
+    if reason:
+        raise unittest.SkipTest(f"under {SANITIZER} sanitizer: {reason}")
 
 
 def run(cmd, env=None, timeout=HANG_GUARD, check=False, **kw):
