@@ -26,7 +26,9 @@ struct ProxyEndpoint {
   // The address the last tunnel reached the proxy at: the next one starts there.
   mutable std::atomic<unsigned> preferred{0};
 
-  const ProxyAddress& Preferred() const { return addrs[preferred.load(std::memory_order_relaxed) % addrs.size()]; }
+  // Where a tunnel starts (addrs must not be empty: it is not when error is).
+  unsigned PreferredIndex() const { return preferred.load(std::memory_order_relaxed) % addrs.size(); }
+  const ProxyAddress& Preferred() const { return addrs[PreferredIndex()]; }
 };
 
 // `a` in a form the socket `fd` (of family `socket_family`) can connect to without being replaced:

@@ -150,7 +150,7 @@ int StartTunnel(int fd, const sockaddr* addr, Route route, bool nonblocking) {
   sockaddr_storage proxy_addr;
   socklen_t proxy_len = 0;
   std::string why = proxy.error;
-  const unsigned proxy_at = proxy.addrs.empty() ? 0 : proxy.preferred.load() % proxy.addrs.size();
+  const unsigned proxy_at = why.empty() ? proxy.PreferredIndex() : 0;
   if (!why.empty() || !ProxyAddressFor(fd, addr->sa_family, proxy.addrs[proxy_at], &proxy_addr, &proxy_len, &why)) {
     route.reason = why;
     return Refuse(fd, addr, route, nonblocking);
@@ -176,13 +176,9 @@ int StartTunnel(int fd, const sockaddr* addr, Route route, bool nonblocking) {
 
   // The TCP connect to the proxy never blocks; it goes on in the kernel while the socket is back
   // in the application's mode, and every later step is non-blocking on its own.
-  int status = real().fcntl(fd, F_GETFL, nullptr);
-  if (!nonblocking) real().fcntl(fd, F_SETFL, reinterpret_cast<void*>(static_cast<intptr_t>(status | O_NONBLOCK)));
-  int rc = real().connect(fd, reinterpret_cast<sockaddr*>(&proxy_addr), proxy_len);
-  int err = errno;
-  if (!nonblocking) real().fcntl(fd, F_SETFL, reinterpret_cast<void*>(static_cast<intptr_t>(status)));
+  int err = engine().tunnels.ConnectNonBlocking(fd, reinterpret_cast<sockaddr*>(&proxy_addr), proxy_len);
   Wait wait = Wait::kSettled;
-  if (rc < 0 && err != EINPROGRESS) engine().tunnels.ProxyUnreachable(*c, err);  // the next address, or failed
+  if (err != 0 && err != EINPROGRESS) engine().tunnels.ProxyUnreachable(*c, err);  // the next address, or failed
   if (c->phase.load() == Phase::kFailed) {
     // ConnectResult reports the failure
   } else if (!nonblocking) {

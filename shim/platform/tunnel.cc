@@ -61,6 +61,15 @@ bool Tunnels::ProxyConnected(Conn& c) const {
   return true;
 }
 
+int Tunnels::ConnectNonBlocking(int fd, const sockaddr* to, socklen_t len) const {
+  int status = real_.fcntl(fd, F_GETFL, nullptr);
+  bool blocking = status >= 0 && !(status & O_NONBLOCK);
+  if (blocking) real_.fcntl(fd, F_SETFL, reinterpret_cast<void*>(static_cast<intptr_t>(status | O_NONBLOCK)));
+  int err = real_.connect(fd, to, len) == 0 ? 0 : errno;
+  if (blocking) real_.fcntl(fd, F_SETFL, reinterpret_cast<void*>(static_cast<intptr_t>(status)));
+  return err;
+}
+
 void Tunnels::ProxyUnreachable(Conn& c, int err) const {
   const ProxyEndpoint* p = c.proxy;
   int family = 0;
@@ -72,17 +81,11 @@ void Tunnels::ProxyUnreachable(Conn& c, int err) const {
     sockaddr_storage to;
     socklen_t to_len = 0;
     if (!AddressForSocket(real_, c.fd, family, p->addrs[c.proxy_at], &to, &to_len)) continue;
-    // Never blocking, as the first connect: the socket goes back to the application's mode at once.
-    int status = real_.fcntl(c.fd, F_GETFL, nullptr);
-    bool blocking = status >= 0 && !(status & O_NONBLOCK);
-    if (blocking) real_.fcntl(c.fd, F_SETFL, reinterpret_cast<void*>(static_cast<intptr_t>(status | O_NONBLOCK)));
-    int rc = real_.connect(c.fd, reinterpret_cast<sockaddr*>(&to), to_len);
+    const sockaddr* next = reinterpret_cast<const sockaddr*>(&to);
+    err = ConnectNonBlocking(c.fd, next, to_len);
     // After a connect that failed on its own, Linux first answers ECONNABORTED, then connects.
-    if (rc < 0 && errno == ECONNABORTED) rc = real_.connect(c.fd, reinterpret_cast<sockaddr*>(&to), to_len);
-    int connect_err = errno;
-    if (blocking) real_.fcntl(c.fd, F_SETFL, reinterpret_cast<void*>(static_cast<intptr_t>(status)));
-    if (rc == 0 || connect_err == EINPROGRESS) return;  // still kProxyConnecting: Advance goes on
-    err = connect_err;
+    if (err == ECONNABORTED) err = ConnectNonBlocking(c.fd, next, to_len);
+    if (err == 0 || err == EINPROGRESS) return;  // still kProxyConnecting: Advance goes on
   }
   std::string where = c.proxy_tries > 1 ? absl::StrCat(" at any of its ", c.proxy_tries, " addresses") : "";
   Fail(c, err, absl::StrCat("cannot reach the proxy", where, ": ", std::strerror(err)));

@@ -54,6 +54,10 @@ class Tunnels {
   // the socket down so that anyone waiting on it wakes up.
   void Fail(Conn& c, int err, std::string why) const;
 
+  // No lock needed. connect() to the proxy without blocking, whatever the socket's mode, which it
+  // is back in on return: 0, EINPROGRESS or the error.
+  int ConnectNonBlocking(int fd, const sockaddr* to, socklen_t len) const;
+
   // The TCP connect to the proxy's address c.proxy_at failed with `err`: connects the same socket
   // to the next of the proxy's addresses, as `curl -x` goes through a name's addresses, or fails
   // the tunnel once none is left (or the error is not about the address).

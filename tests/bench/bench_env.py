@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "fixtures"))
 
 import net  # noqa: E402  (the fake tenant's names and upstream address)
-from harness import base_env, with_hosts_file  # noqa: E402
+from harness import base_env, with_hosts_file, write_hosts_file  # noqa: E402
 
 PROXY_URL = "http://127.0.0.1:3128"   # the Squid the routed benchmarks start (port 3128, loopback)
 # The same Squid by name (with_proxy_named), for a native client that looks a name up, as every
@@ -38,10 +38,8 @@ class Build:
 def with_proxy_named(work):
     """An argv prefix: the program in a mount namespace of its own whose /etc/hosts (a bind mount,
     seen by nothing else) gives PROXY_NAME to the proxy, next to localhost."""
-    path = os.path.join(work, "hosts-proxy-named")
-    with open(path, "w") as f:
-        f.write(f"127.0.0.1 localhost\n::1 localhost ip6-localhost\n127.0.0.1 {PROXY_NAME}\n")
-    os.chmod(path, 0o644)
+    path = write_hosts_file(os.path.join(work, "hosts-proxy-named"),
+                            f"127.0.0.1 localhost\n::1 localhost ip6-localhost\n127.0.0.1 {PROXY_NAME}\n")
     return with_hosts_file(path)
 
 

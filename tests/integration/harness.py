@@ -171,6 +171,15 @@ SANITIZER_INCOMPATIBLE = {
 _WITH_HOSTS = ["unshare", "-m", "--", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"']
 
 
+def write_hosts_file(path, text):
+    """Writes `text` to `path` as a hosts file for with_hosts_file (mode 0644, as /etc/hosts is);
+    returns path."""
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o644)
+    return path
+
+
 def with_hosts_file(hosts_file, *argv):
     """argv (or, without it, the prefix) run in a mount namespace of its own whose /etc/hosts is
     hosts_file: a bind mount nothing else sees, the machine's file left alone."""

@@ -10,7 +10,7 @@ import unittest
 
 import net
 from harness import (FRONT, PROGRAMS, PYTHON, TempDirTest, assert_client_tunnel, read_trace, run, runtime, shim_env,
-                     with_hosts_file)
+                     with_hosts_file, write_hosts_file)
 from squid import Squid
 
 NETCLIENT = os.path.join(PROGRAMS, "netclient")
@@ -220,16 +220,13 @@ class RealClientsThroughSquid(RoutingTest):
 
 class ProxyWithSeveralAddresses(RoutingTest):
     """The proxy named by a name with several addresses, the first where nothing listens: ::1, then
-    127.0.0.1, where Squid is (localhost in Docker's and Ubuntu's /etc/hosts). curl -x goes on to
+    127.0.0.1, where Squid is (as localhost is in Docker's /etc/hosts). curl -x goes on to
     the next address; the shim used to stop at the first (ECONNREFUSED for every routed host)."""
     proxy_url = "http://proxy.dual:3128"
 
     def setUp(self):
         super().setUp()
-        self.hosts = self.path("hosts")
-        with open(self.hosts, "w") as f:
-            f.write("127.0.0.1 localhost\n::1 proxy.dual\n127.0.0.1 proxy.dual\n")
-        os.chmod(self.hosts, 0o644)
+        self.hosts = write_hosts_file(self.path("hosts"), "127.0.0.1 localhost\n::1 proxy.dual\n127.0.0.1 proxy.dual\n")
 
     def assert_tunnelled(self, r, path):
         assert_client_tunnel(self, r, path, self.squid_entries, net.API)

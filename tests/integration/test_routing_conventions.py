@@ -23,7 +23,7 @@ import threading
 import unittest
 
 import harness
-from harness import PYTHON, TempDirTest, base_env, read_trace, run, shim_env, with_hosts_file
+from harness import PYTHON, TempDirTest, base_env, read_trace, run, shim_env, with_hosts_file, write_hosts_file
 
 ORIGIN_IP = "192.0.2.77"     # TEST-NET-1: the origin, where direct connections to test names go
 ORIGIN_IP6 = "2001:db8::77"
@@ -151,10 +151,9 @@ def setUpModule():
         raise RuntimeError("test_routing_conventions adds addresses to lo: run it in a network namespace of its own")
     for a in ADDRESSES:
         subprocess.run(["ip", "addr", "add", a, "dev", "lo", *(["nodad"] if ":" in a else [])], check=True, timeout=10)
-    fd, _hosts_file = tempfile.mkstemp(prefix="awfshim-hosts-", dir="/tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(HOSTS)
-    os.chmod(_hosts_file, 0o644)
+    fd, path = tempfile.mkstemp(prefix="awfshim-hosts-", dir="/tmp")
+    os.close(fd)
+    _hosts_file = write_hosts_file(path, HOSTS)
     ORIGIN_PORT = _serve(_Server, ("0.0.0.0", 0), _Origin)
     ORIGIN6_PORT = _serve(_Server6, (ORIGIN_IP6, 0), _Origin)
     PROXY_PORT = _serve(_Server, ("127.0.0.1", 0), _Proxy)
